@@ -1,0 +1,25 @@
+"""Console script `leadgenius-etl` (also `python -m etl`)."""
+
+from __future__ import annotations
+
+import importlib
+
+from etl.cli.app import app
+
+# Each module registers its commands on `app` when imported.
+_COMMAND_MODULES = ("etl.cli.sandbox_cmd", "etl.cli.auth_cmd", "etl.cli.import_cmd", "etl.cli.export_cmd",
+                    "etl.cli.reconcile_cmd", "etl.cli.sync_cmd")
+
+for _name in _COMMAND_MODULES:
+    try:
+        importlib.import_module(_name)
+    except ModuleNotFoundError as exc:  # a command not built yet
+        if exc.name != _name:
+            raise
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

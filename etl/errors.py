@@ -1,0 +1,89 @@
+"""Errors, named by what the caller should do (singer-sdk style).
+
+`EtlError` subclasses end a CLI run with one clear line and a SPEC Part B exit code.
+`ApiError` subclasses are raised at the HTTP response boundary by one classifier.
+"""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """A run-ending error with a user-facing message. Never carries a secret."""
+
+    exit_code: int = 2
+
+
+class UsageError(EtlError):
+    """Fix the command line or the configuration, then run again."""
+
+    exit_code = 2
+
+
+class InputFileError(EtlError):
+    """Fix or replace the input file, then run again."""
+
+    exit_code = 2
+
+
+class ConfigError(EtlError):
+    """Fix the mapping / job file / environment, then run again."""
+
+    exit_code = 2
+
+
+class CredentialsRejected(EtlError):
+    """Log in again (`leadgenius-etl auth login`) or fix the API key."""
+
+    exit_code = 3
+
+
+class TargetUnreachable(EtlError):
+    """The target stayed unreachable after retries; try again later."""
+
+    exit_code = 3
+
+
+class JobLocked(EtlError):
+    """Another run of the same job holds the lock; wait for it."""
+
+    exit_code = 4
+
+
+# --- the response boundary -------------------------------------------------
+
+
+class ApiError(Exception):
+    """An answer from an API that was not a success."""
+
+    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_type = error_type
+
+
+class RetriableApiError(ApiError):
+    """Back off and send the same request again (429, 5xx, timeouts, dropped connections)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, error_type=error_type)
+        self.retry_after = retry_after
+
+
+class AuthExpiredError(ApiError):
+    """Refresh the token and replay the request once."""
+
+
+class SkippableApiError(ApiError):
+    """This one record was refused; record it as failed and go on."""
+
+
+class FatalApiError(ApiError):
+    """Stop the run: retrying or skipping cannot help (bad credentials, permissions)."""

@@ -1,0 +1,1 @@
+"""Local HTTP sandboxes of the LeadGenius and HubSpot APIs, for tests, the demo and rehearsals."""
