@@ -1,0 +1,82 @@
+"""Configuration: flags over environment over the auth file over defaults (SPEC Part B)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from etl.errors import UsageError
+from etl.log import register_secret
+
+DEFAULT_BASE_URL = "https://last.leadgenius.app"
+DEFAULT_HUBSPOT_URL = "https://api.hubapi.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = DEFAULT_BASE_URL
+    auth_file: Path = field(default_factory=lambda: Path("~/.leadgenius_auth.json").expanduser())
+    email: str | None = None
+    password: str | None = None
+    api_key: str | None = None
+    user_id: str | None = None
+    hubspot_token: str | None = None
+    hubspot_base_url: str = DEFAULT_HUBSPOT_URL
+    state_path: Path = field(default_factory=lambda: Path(".leadgenius-etl/state.db"))
+    allow_insecure_http: bool = False
+    timeout_s: float = 30.0
+    base_url_from_user: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        base = env.get("LEADGENIUS_BASE_URL")
+        settings = cls(
+            base_url=(base or DEFAULT_BASE_URL).rstrip("/"),
+            base_url_from_user=bool(base),
+            auth_file=Path(env.get("LEADGENIUS_AUTH_FILE") or "~/.leadgenius_auth.json").expanduser(),
+            email=env.get("LEADGENIUS_EMAIL") or None,
+            password=env.get("LEADGENIUS_PASSWORD") or None,
+            api_key=env.get("LEADGENIUS_API_KEY") or None,
+            user_id=env.get("LEADGENIUS_USER_ID") or None,
+            hubspot_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
+            hubspot_base_url=(env.get("HUBSPOT_BASE_URL") or DEFAULT_HUBSPOT_URL).rstrip("/"),
+            state_path=Path(env.get("LEADGENIUS_ETL_STATE") or ".leadgenius-etl/state.db"),
+            allow_insecure_http=env.get("LEADGENIUS_ALLOW_INSECURE_HTTP", "") in ("1", "true", "yes"),
+            timeout_s=float(env.get("LEADGENIUS_TIMEOUT_S") or 30.0),
+        )
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "base_url" in clean:
+            clean["base_url"] = str(clean["base_url"]).rstrip("/")
+            clean["base_url_from_user"] = True
+        settings = replace(settings, **clean)  # type: ignore[arg-type]
+        for secret in (settings.password, settings.api_key, settings.hubspot_token):
+            register_secret(secret)
+        return settings
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, allow_insecure_http: bool, what: str = "base URL") -> str:
+    """Refuse plain http:// except on loopback: tokens would travel in clear text."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{what} {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not is_loopback(url) and not allow_insecure_http:
+        raise UsageError(
+            f"refusing plain http:// to {parts.hostname}: credentials would travel unencrypted "
+            "(use https, or --allow-insecure-http if you really mean it)"
+        )
+    return url.rstrip("/")

@@ -1,0 +1,386 @@
+"""LeadGenius HTTP client: one request loop with auth, rate budget, retries and request stats.
+
+The transport is injectable (httpx MockTransport / ASGITransport in tests, real sockets otherwise).
+Every answer goes through `classify.raise_for_response`; tenacity decides when to replay.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from etl import __version__
+from etl.config import Settings, check_url
+from etl.errors import (
+    ApiError,
+    AuthExpiredError,
+    CredentialsRejected,
+    FatalApiError,
+    RetriableApiError,
+    TargetUnreachable,
+    UsageError,
+)
+from etl.load.auth import TokenKeeper
+from etl.load.classify import raise_for_response, request_maybe_sent
+from etl.load.ratelimit import RateHeaders, RateLimiter, parse_retry_after
+from etl.log import get_logger
+
+Credential = Literal["bearer", "apikey", "none"]
+
+
+class LeadInDoubt(ApiError):
+    """A create whose answer never came: check the target before sending it again."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often to replay: transient answers many times, a plain 500 only a few."""
+
+    max_attempts: int = 8
+    max_500_attempts: int = 3
+    base_wait_s: float = 0.5
+    max_wait_s: float = 30.0
+
+    def should_retry(self, exc: BaseException) -> bool:
+        if isinstance(exc, RetriableApiError):
+            return True
+        return isinstance(exc, httpx.TransportError)
+
+    def should_stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number >= self.max_attempts:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        is_500 = isinstance(exc, RetriableApiError) and exc.status == 500
+        return is_500 and state.attempt_number >= self.max_500_attempts
+
+    def wait_s(self, state: RetryCallState, jitter: float) -> float:
+        """Exponential backoff with full jitter; never shorter than the server's Retry-After."""
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(self.max_wait_s, self.base_wait_s * 2 ** (state.attempt_number - 1)) * jitter
+        retry_after = exc.retry_after if isinstance(exc, RetriableApiError) else None
+        # The limiter already holds every send until Retry-After has passed; this is for other callers.
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass
+class RequestStats:
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_route: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "by_status": dict(sorted(self.by_status.items())), "retries": self.retries}
+
+
+class LeadGeniusApi:
+    """Async client for SPEC Part A. Use as `async with LeadGeniusApi(settings) as api:`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        concurrency: int = 8,
+        rate_per_min: float | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = check_url(settings.base_url, allow_insecure_http=settings.allow_insecure_http)
+        self._transport = transport
+        self.retry = retry or RetryPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self._jitter = jitter or (lambda: random.uniform(0.5, 1.0))
+        self.limiters: dict[Credential, RateLimiter] = {
+            "bearer": RateLimiter(cap_per_min=rate_per_min),
+            "apikey": RateLimiter(cap_per_min=rate_per_min),
+            "none": RateLimiter(),
+        }
+        self._slots = anyio.Semaphore(max(1, concurrency))
+        self._budget_changed = anyio.Event()
+        self.stats = RequestStats()
+        self.keeper = TokenKeeper(
+            auth_file=settings.auth_file, base_url=self.base_url, email=settings.email, password=settings.password
+        )
+        self.log = get_logger(stage="http")
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> LeadGeniusApi:
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=self._transport,
+            timeout=httpx.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            headers={"User-Agent": f"leadgenius-etl/{__version__}", "Accept": "application/json"},
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError("use `async with LeadGeniusApi(...)`")
+        return self._client
+
+    # --- the one I/O loop ----------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        credential: Credential = "bearer",
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send with retries; return the JSON body of the success or raise an ApiError by action.
+
+        Non-idempotent requests (POST creates) are never replayed blindly after the request may
+        have reached the server: they raise LeadInDoubt so the caller checks first.
+        """
+        idempotent = method in ("GET", "PUT", "DELETE") if idempotent is None else idempotent
+        refreshed = False
+        while True:
+            try:
+                async for attempt in AsyncRetrying(
+                    retry=retry_if_exception(self._retriable(idempotent)),
+                    stop=self.retry.should_stop,
+                    wait=lambda s: self.retry.wait_s(s, self._jitter()),
+                    sleep=self.sleep,
+                    reraise=True,
+                    before_sleep=self._note_retry,
+                ):
+                    with attempt:
+                        return await self._send_once(method, path, params=params, json=json, credential=credential)
+            except AuthExpiredError:
+                if refreshed or credential != "bearer":
+                    raise CredentialsRejected(
+                        "LeadGenius rejected the token even after a refresh; run `leadgenius-etl auth login`"
+                    ) from None
+                refreshed = True
+                await self.keeper.renew(self._post_raw, stale=self._last_token)
+            except httpx.TransportError as exc:
+                if not idempotent and request_maybe_sent(exc):
+                    raise LeadInDoubt(f"no answer to {method} {path} ({type(exc).__name__})") from None
+                raise TargetUnreachable(
+                    f"LeadGenius at {self.base_url} stayed unreachable after {self.retry.max_attempts} attempts "
+                    f"({type(exc).__name__})"
+                ) from None
+            except FatalApiError as exc:
+                if exc.status in (401, 403):
+                    raise CredentialsRejected(f"LeadGenius refused the credentials: {exc.message}") from None
+                raise
+
+    def _retriable(self, idempotent: bool) -> Callable[[BaseException], bool]:
+        def check(exc: BaseException) -> bool:
+            if not idempotent and request_maybe_sent(exc):
+                return False
+            return self.retry.should_retry(exc)
+
+        return check
+
+    def _note_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        self.log.debug("retrying", attempt=state.attempt_number, error=str(exc))
+
+    _last_token: str | None = None
+
+    async def _headers(self, credential: Credential) -> dict[str, str]:
+        if credential == "bearer":
+            token = await self.keeper.token(self._post_raw)
+            self._last_token = token
+            return {"Authorization": f"Bearer {token}"}
+        if credential == "apikey":
+            key, user = self.settings.api_key, self.settings.user_id or self.keeper.user_id
+            if not key or not user:
+                raise UsageError(
+                    "the bulk endpoints need an API key: set LEADGENIUS_API_KEY and LEADGENIUS_USER_ID "
+                    "(or add api_key to the auth file)"
+                )
+            return {"x-api-key": key, "x-user-id": user}
+        return {}
+
+    async def _send_once(
+        self, method: str, path: str, *, params: dict[str, Any] | None, json: Any, credential: Credential
+    ) -> Any:
+        headers = await self._headers(credential)
+        limiter = self.limiters[credential]
+        async with self._slots:
+            await self._wait_for_budget(limiter)
+            limiter.on_send(self.clock())
+            route = f"{method} {path.split('?')[0]}"
+            self.stats.by_route[route] += 1
+            try:
+                response = await self.client.request(method, path, params=params, json=json, headers=headers)
+            except httpx.TransportError:
+                limiter.on_response(self.clock(), None, status=None, retry_after=None)
+                self.stats.by_status["transport_error"] += 1
+                self._wake()
+                raise
+            limiter.on_response(
+                self.clock(),
+                RateHeaders.parse(response.headers),
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+            self._wake()
+        self.stats.by_status[str(response.status_code)] += 1
+        return raise_for_response(response)
+
+    async def _wait_for_budget(self, limiter: RateLimiter) -> None:
+        while (delay := limiter.delay(self.clock())) > 0:
+            event = self._budget_changed
+            with anyio.move_on_after(delay):
+                await event.wait()
+
+    def _wake(self) -> None:
+        self._budget_changed.set()
+        self._budget_changed = anyio.Event()
+
+    async def _post_raw(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Auth calls: no Bearer, retried on transient failures, never refreshed recursively."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(self.retry.should_retry),
+            stop=self.retry.should_stop,
+            wait=lambda s: self.retry.wait_s(s, self._jitter()),
+            sleep=self.sleep,
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    response = await self.client.post(path, json=body)
+                except httpx.TransportError:
+                    self.stats.by_status["transport_error"] += 1
+                    raise
+                self.stats.by_status[str(response.status_code)] += 1
+                if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
+                    raise RetriableApiError(
+                        f"HTTP {response.status_code}",
+                        status=response.status_code,
+                        retry_after=parse_retry_after(response.headers.get("retry-after")),
+                    )
+                try:
+                    return response.status_code, response.json()
+                except ValueError:
+                    return response.status_code, None
+        raise AssertionError("unreachable")
+
+    # --- API operations (SPEC A1–A4) --------------------------------------------
+
+    async def login(self) -> None:
+        try:
+            await self.keeper.login(self._post_raw)
+        except httpx.TransportError as exc:
+            raise TargetUnreachable(f"LeadGenius at {self.base_url} is unreachable ({type(exc).__name__})") from None
+
+    async def company(self) -> dict[str, Any]:
+        body = await self.request("GET", "/api/company")
+        return dict(body["company"])
+
+    async def list_clients(self) -> list[dict[str, Any]]:
+        body = await self.request("GET", "/api/clients")
+        return list(body.get("clients") or [])
+
+    async def create_client(self, name: str, **fields: str) -> dict[str, Any]:
+        body = await self.request("POST", "/api/clients", json={"clientName": name, **fields}, idempotent=True)
+        return dict(body["client"])
+
+    async def create_lead(self, payload: dict[str, str]) -> dict[str, Any]:
+        """One lead per POST: the batch form answers 201 and stores only some (quirk 1)."""
+        body = await self.request("POST", "/api/leads", json=payload, idempotent=False)
+        return dict(body["lead"])
+
+    async def update_lead(self, lead_id: str, fields: dict[str, str]) -> dict[str, Any]:
+        body = await self.request("PUT", "/api/leads", json={"id": lead_id, **fields})
+        return dict(body["lead"])
+
+    async def delete_lead(self, lead_id: str) -> None:
+        await self.request("DELETE", "/api/leads", params={"id": lead_id})
+
+    async def find_leads(self, *, email: str, client_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"email": email} | ({"client_id": client_id} if client_id else {})
+        body = await self.request("GET", "/api/find-lead", params=params)
+        return list(body.get("leads") or [])
+
+    async def iter_leads(self, client_id: str, *, page_size: int = 1000) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every lead of a client, page by page, to the end (quirk 6: `total` is the page size)."""
+        params: dict[str, Any] = {"client_id": client_id, "limit": page_size}
+        async for page in self._paginate("/api/leads", params, items_key="leads", credential="bearer"):
+            yield page
+
+    async def iter_bulk(
+        self,
+        company_id: str,
+        *,
+        client_id: str | None = None,
+        table: Literal["enrich", "source"] = "enrich",
+        fields: list[str] | None = None,
+        page_size: int = 5000,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The API-key bulk list (SPEC A4), 5,000 per page, fields projected server-side."""
+        params: dict[str, Any] = {"companyId": company_id, "limit": page_size}
+        params["clientId"] = client_id or "ALL"
+        if fields:
+            params["fields"] = ",".join(fields)
+        path = "/api/enrich-leads/list" if table == "enrich" else "/api/source-leads/list"
+        async for page in self._paginate(path, params, items_key="items", credential="apikey"):
+            yield page
+
+    async def _paginate(
+        self, path: str, params: dict[str, Any], *, items_key: str, credential: Credential
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        pager = Paginator()
+        while True:
+            query = dict(params) | ({"nextToken": pager.token} if pager.token else {})
+            body = await self.request("GET", path, params=query, credential=credential)
+            items = list(body.get(items_key) or [])
+            if items:
+                yield items
+            if not pager.advance(body.get("nextToken")):
+                return
+
+
+class PaginationLoop(ApiError):
+    """The server handed back a nextToken it had already given: stop instead of looping forever."""
+
+
+@dataclass
+class Paginator:
+    """Pure next-page decision: follow nextToken until null/absent; never compare counts."""
+
+    token: str | None = None
+    seen: set[str] = field(default_factory=set)
+    pages: int = 0
+
+    def advance(self, next_token: Any) -> bool:
+        self.pages += 1
+        if not next_token:
+            self.token = None
+            return False
+        token = str(next_token)
+        if token in self.seen:
+            raise PaginationLoop(f"the server repeated a pagination token after {self.pages} pages")
+        self.seen.add(token)
+        self.token = token
+        return True

@@ -1,0 +1,120 @@
+"""Rate-budget decisions: a pure function of the clock and the X-RateLimit-* headers (SPEC A5).
+
+The loader asks `delay(now)` before each send and reports `on_send` / `on_response`. Nothing
+here sleeps or reads a clock, so every decision is unit-testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Server reset times are whole Unix seconds; wait a little past them so our clock and the
+# server's agree that the window has turned.
+RESET_MARGIN_S = 0.25
+
+
+@dataclass(frozen=True)
+class RateHeaders:
+    limit: int
+    remaining: int
+    reset_at: float  # Unix seconds
+
+    @staticmethod
+    def parse(headers: Mapping[str, str]) -> RateHeaders | None:
+        try:
+            return RateHeaders(
+                limit=int(headers["x-ratelimit-limit"]),
+                remaining=int(headers["x-ratelimit-remaining"]),
+                reset_at=float(headers["x-ratelimit-reset"]),
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds form); None when absent or unusable."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass
+class RateLimiter:
+    """Learns the server budget and spends all of it, never more.
+
+    Available budget = (remaining seen in this window, or the full limit once the window has
+    turned) minus requests still in flight (they may already be counted by the server).
+    `cap_per_min` (the user's `--rate`) additionally spaces sends evenly.
+    """
+
+    cap_per_min: float | None = None
+    limit: int | None = None
+    reset_at: float | None = None
+    min_remaining: int | None = None
+    in_flight: int = 0
+    sent_since_turn: int = 0
+    blocked_until: float = 0.0
+    next_cap_slot: float = 0.0
+    throttled: int = field(default=0)  # 429s seen
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before the next send may go out (0 = send now)."""
+        waits = [self.blocked_until - now]
+        if self.cap_per_min:
+            waits.append(self.next_cap_slot - now)
+        if self.limit is not None and self.reset_at is not None:
+            if now >= self.reset_at + RESET_MARGIN_S:
+                # The window has turned; nothing from the new one heard yet.
+                available = self.limit - self.in_flight
+            else:
+                base = self.min_remaining if self.min_remaining is not None else self.limit
+                available = base - self.in_flight
+            if available <= 0:
+                if now < self.reset_at + RESET_MARGIN_S:
+                    waits.append(self.reset_at + RESET_MARGIN_S - now)
+                else:
+                    # Full limit in flight after a turn: wait for an answer to tell us more.
+                    waits.append(0.05)
+        return max(0.0, *waits)
+
+    def on_send(self, now: float) -> None:
+        self.in_flight += 1
+        if self.reset_at is not None and now >= self.reset_at + RESET_MARGIN_S:
+            # First send of a new window: forget the old window's remaining.
+            self.min_remaining = None
+            self.reset_at = now + 60.0  # provisional until the server says
+        if self.cap_per_min:
+            self.next_cap_slot = max(self.next_cap_slot, now) + 60.0 / self.cap_per_min
+
+    def on_response(
+        self, now: float, headers: RateHeaders | None, *, status: int | None, retry_after: float | None
+    ) -> None:
+        """Record an answer (or a failed attempt: status None) to a request sent with on_send."""
+        self.in_flight = max(0, self.in_flight - 1)
+        if headers is not None:
+            self.limit = headers.limit
+            if self.reset_at is None or headers.reset_at > self.reset_at + 0.5 or (
+                self.min_remaining is None and headers.reset_at >= self.reset_at - 0.5
+            ):
+                # A newer window than the one we track (answers can arrive out of order).
+                self.reset_at = headers.reset_at
+                self.min_remaining = headers.remaining
+            elif abs(headers.reset_at - self.reset_at) <= 0.5:
+                self.min_remaining = min(self.min_remaining or headers.remaining, headers.remaining)
+                self.reset_at = headers.reset_at
+        if status == 429:
+            self.throttled += 1
+            self.min_remaining = 0
+            wait = retry_after if retry_after is not None else 1.0
+            self.blocked_until = max(self.blocked_until, now + wait)
+
+    @property
+    def budget_per_min(self) -> float | None:
+        """The effective budget: the server's limit, capped by --rate."""
+        caps = [c for c in (self.limit, self.cap_per_min) if c]
+        return float(min(caps)) if caps else None
