@@ -1,0 +1,149 @@
+"""The loader: one lead per request, many in flight, driven by the plan and recorded in the ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import polars as pl
+
+from etl.errors import ApiError, RetriableApiError, SkippableApiError
+from etl.load.api import LeadGeniusApi, LeadInDoubt
+from etl.log import get_logger
+from etl.state import Ledger, Outcome
+
+# Seconds to wait before checking whether a create whose answer was lost did land: a slow answer
+# may still be in progress on the server.
+IN_DOUBT_WAIT_S = 2.0
+MAX_IN_DOUBT_ROUNDS = 3
+
+
+def to_payload(row: dict[str, Any]) -> dict[str, str]:
+    """What gets sent: no private `_` columns and no nulls (quirk 3: never `""`, never null)."""
+    return {k: v for k, v in row.items() if not k.startswith("_") and v is not None}
+
+
+@dataclass
+class LoadResult:
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    in_doubt_resolved: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+Progress = Callable[[str], None]
+
+
+class Loader:
+    def __init__(
+        self,
+        api: LeadGeniusApi,
+        ledger: Ledger,
+        *,
+        target: str,
+        client_id: str,
+        run_id: str,
+        concurrency: int = 8,
+        progress: Progress | None = None,
+        in_doubt_wait_s: float = IN_DOUBT_WAIT_S,
+    ) -> None:
+        self.api = api
+        self.ledger = ledger
+        self.target = target
+        self.client_id = client_id
+        self.run_id = run_id
+        self.concurrency = max(1, concurrency)
+        self.progress = progress or (lambda _kind: None)
+        self.in_doubt_wait_s = in_doubt_wait_s
+        self.result = LoadResult()
+        self.log = get_logger(stage="load", client_id=client_id)
+
+    async def load(self, planned: pl.DataFrame) -> LoadResult:
+        """Send every `create` and `update` of a planned frame; record intent first, outcome after."""
+        work = planned.filter(pl.col("_action").is_in(["create", "update"]))
+        if work.height == 0:
+            return self.result
+        items = work.to_dicts()
+        self.ledger.record_intents(
+            self.target,
+            self.client_id,
+            self.run_id,
+            [
+                (
+                    it["_key"],
+                    "pending_create" if it["_action"] == "create" else "pending_update",
+                    it["_hash"],
+                    json.dumps(to_payload(it), sort_keys=True) if it["_action"] == "create" else None,
+                )
+                for it in items
+            ],
+        )
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=self.concurrency * 2)
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.concurrency):
+                tg.start_soon(self._worker, receive.clone())
+            receive.close()
+            async with send:
+                for it in items:
+                    await send.send(it)
+        self.ledger.flush()
+        return self.result
+
+    async def _worker(self, receive: anyio.abc.ObjectReceiveStream[dict[str, Any]]) -> None:
+        async with receive:
+            async for item in receive:
+                if item["_action"] == "create":
+                    await self._create(item)
+                else:
+                    await self._update(item)
+
+    async def _create(self, item: dict[str, Any]) -> None:
+        payload = to_payload(item)
+        for _round in range(MAX_IN_DOUBT_ROUNDS + 1):
+            try:
+                lead = await self.api.create_lead(payload)
+            except LeadInDoubt:
+                # The POST may have landed: look before sending it again (never a second lead).
+                await anyio.sleep(self.in_doubt_wait_s)
+                found = await self.api.find_leads(email=item["email"], client_id=self.client_id)
+                if found:
+                    self.result.in_doubt_resolved += 1
+                    self._done(item, "created", str(found[0]["id"]), ours=True)
+                    return
+                continue
+            except (SkippableApiError, RetriableApiError) as exc:
+                self._failed(item, exc)
+                return
+            self._done(item, "created", str(lead.get("id")), ours=True)
+            return
+        self._failed(item, ApiError("no answer from the target after repeated attempts"))
+
+    async def _update(self, item: dict[str, Any]) -> None:
+        fields = {f: item[f] for f in item["_changed"] if item.get(f) is not None}
+        try:
+            await self.api.update_lead(item["_tid"], fields)
+        except (SkippableApiError, RetriableApiError) as exc:
+            self._failed(item, exc)
+            return
+        self._done(item, "updated", item["_tid"])
+
+    def _done(self, item: dict[str, Any], status: str, lead_id: str, *, ours: bool = False) -> None:
+        self.ledger.record_outcome(
+            self.target, self.client_id, Outcome(item["_key"], status, lead_id, item["_hash"]), ours=ours
+        )
+        if status == "created":
+            self.result.created += 1
+        else:
+            self.result.updated += 1
+        self.progress(status)
+
+    def _failed(self, item: dict[str, Any], exc: ApiError) -> None:
+        self.ledger.record_outcome(self.target, self.client_id, Outcome(item["_key"], "failed", error=exc.message))
+        self.result.failed += 1
+        self.result.failures.append({"_row": item.get("_row"), "email": item.get("email"), "_reason": exc.message})
+        self.log.warning("lead refused", row=item.get("_row"), reason=exc.message)
+        self.progress("failed")

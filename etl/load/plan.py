@@ -1,0 +1,88 @@
+"""Decide per lead what to do (create / update / unchanged), vectorised, from one read of the target.
+
+Pure: frames in, frame out. Quirk 7 (no dedup on the server) makes this the only guard against
+a second lead for an e-mail the client already has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import polars as pl
+
+from etl.fields import LEAD_FIELDS
+
+Mode = Literal["insert", "upsert"]
+TARGET_FIELDS = tuple(f for f in LEAD_FIELDS if f != "client_id")
+# Bump when the hash recipe changes: a mismatch only costs one diff against the target.
+HASH_VERSION = "1"
+
+
+def _t(name: str) -> str:
+    return f"_t_{name}"
+
+
+def target_frame(leads: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """Leads read from the target -> `_key`, `_tid`, `_t_created`, `_t_<field>`; first (oldest) per e-mail."""
+    schema = {"id": pl.String, "createdAt": pl.String, **{f: pl.String for f in TARGET_FIELDS}}
+    rows = [{k: (None if v is None else str(v)) for k, v in lead.items() if k in schema} for lead in leads]
+    frame = pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    return (
+        frame.filter(pl.col("email").is_not_null())
+        .with_columns(_key=pl.col("email").str.strip_chars().str.to_lowercase())
+        .sort("createdAt", nulls_last=True)
+        .rename({"id": "_tid", "createdAt": "_t_created", **{f: _t(f) for f in TARGET_FIELDS}})
+        .unique("_key", keep="first", maintain_order=True)
+    )
+
+
+def empty_target() -> pl.DataFrame:
+    return target_frame([])
+
+
+def content_hash(columns: Iterable[str]) -> pl.Expr:
+    """A hash of the outgoing payload; nulls (omitted fields) hash differently from any value."""
+    cols = sorted(c for c in columns if not c.startswith("_"))
+    parts = [pl.lit(f"v{HASH_VERSION}")] + [
+        pl.concat_str([pl.lit(c + "="), pl.col(c).fill_null("\x00")]) for c in cols
+    ]
+    return pl.concat_str(parts, separator="\x1f").hash(seed=1729).cast(pl.String)
+
+
+def plan(leads: pl.DataFrame, target: pl.DataFrame, ledger: pl.DataFrame, mode: Mode) -> pl.DataFrame:
+    """Add `_hash`, `_tid`, `_action` and `_changed` (fields to PUT) to a validated lead frame.
+
+    - not in the target: create (even if a ledger says it was created: it was silently dropped);
+    - in the target, insert mode: unchanged (never a second lead, quirk 7);
+    - in the target, upsert mode: update only the fields whose value differs from the target, and only
+      when the source content changed since the last run (so edits made in the UI are not clobbered
+      by an unchanged source).
+    """
+    fields = [c for c in leads.columns if c in TARGET_FIELDS]
+    frame = leads.with_columns(_hash=content_hash([*fields, "client_id"] if "client_id" in leads.columns else fields))
+    t_cols = ["_key", "_tid", *[_t(f) for f in fields if _t(f) in target.columns]]
+    frame = frame.join(target.select(t_cols), on="_key", how="left")
+    frame = frame.join(ledger.select("_key", "_l_hash"), on="_key", how="left")
+    differs = [
+        pl.when(pl.col(f).is_not_null() & (pl.col(_t(f)).is_null() | (pl.col(f) != pl.col(_t(f))))).then(pl.lit(f))
+        for f in fields
+        if _t(f) in frame.columns and f != "email"  # matched case-insensitively already
+    ]
+    changed = pl.concat_list(differs).list.drop_nulls() if differs else pl.lit([], dtype=pl.List(pl.String))
+    frame = frame.with_columns(_changed=changed)
+    same_source = pl.col("_l_hash").is_not_null() & (pl.col("_l_hash") == pl.col("_hash"))
+    action = (
+        pl.when(pl.col("_tid").is_null())
+        .then(pl.lit("create"))
+        .when(pl.lit(mode == "insert") | same_source | (pl.col("_changed").list.len() == 0))
+        .then(pl.lit("unchanged"))
+        .otherwise(pl.lit("update"))
+    )
+    keep = [c for c in frame.columns if not c.startswith("_t_") and c != "_l_hash"]
+    return frame.with_columns(_action=action).select(*keep, "_action")
+
+
+def action_counts(planned: pl.DataFrame) -> dict[str, int]:
+    counts = dict(planned.group_by("_action").len().iter_rows()) if planned.height else {}
+    return {k: int(counts.get(k, 0)) for k in ("create", "update", "unchanged")}

@@ -1,0 +1,153 @@
+"""Reconcile: re-read the target to the end (quirk 6: `total` lies), compare with the ledger, repair.
+
+Repairs are bounded: re-POST what the target acknowledged but does not hold (quirk 1 style silent
+drops), and delete the extra copy when a create whose answer was lost landed twice (quirk 7).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl.errors import ApiError
+from etl.load.api import LeadGeniusApi
+from etl.log import get_logger
+from etl.state import Ledger, Outcome
+
+ACKNOWLEDGED = ("created", "updated", "exists")
+
+
+@dataclass
+class TargetSnapshot:
+    """Every lead of a client, grouped by normalised e-mail."""
+
+    by_key: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    leads: int = 0
+    pages: int = 0
+
+    def add(self, page: Iterable[dict[str, Any]]) -> None:
+        self.pages += 1
+        for lead in page:
+            self.leads += 1
+            email = lead.get("email")
+            if email:
+                self.by_key.setdefault(str(email).strip().lower(), []).append(lead)
+
+    def all_leads(self) -> list[dict[str, Any]]:
+        return [lead for group in self.by_key.values() for lead in group]
+
+
+async def read_target(api: LeadGeniusApi, client_id: str, *, company_id: str | None = None) -> TargetSnapshot:
+    """One paginated read of the client: the bulk list (5,000/page, API-key budget) when we have a
+    key and the company id, else /api/leads (1,000/page). Never one look-up per lead."""
+    snap = TargetSnapshot()
+    if company_id and api.settings.api_key:
+        async for page in api.iter_bulk(company_id, client_id=client_id):
+            snap.add(page)
+    else:
+        async for page in api.iter_leads(client_id):
+            snap.add(page)
+    return snap
+
+
+@dataclass
+class ReconcileResult:
+    confirmed: int = 0
+    missing: int = 0
+    repaired: int = 0
+    duplicates_removed: int = 0
+    rounds: int = 0
+    visible: bool | None = None
+    missing_keys: list[str] = field(default_factory=list)
+    snapshot: TargetSnapshot | None = None
+
+
+def diff(expected: set[str], acknowledged: dict[str, dict[str, Any]], snap: TargetSnapshot) -> tuple[set[str], set[str]]:
+    """Pure: (confirmed keys, acknowledged-but-missing keys)."""
+    present = set(snap.by_key)
+    confirmed = expected & present
+    missing = {k for k in expected - present if k in acknowledged}
+    return confirmed, missing
+
+
+def extra_copies(rows: dict[str, dict[str, Any]], snap: TargetSnapshot) -> list[dict[str, Any]]:
+    """Pure: leads that are second copies made by our own lost-answer creates.
+
+    Only for keys we created, only leads other than the one the ledger holds, and only leads created
+    after our first attempt for that key — pre-existing duplicates of the user are left alone.
+    """
+    extras = []
+    for key, row in rows.items():
+        group = snap.by_key.get(key, [])
+        if not row.get("ours") or len(group) < 2 or not row.get("lead_id"):
+            continue
+        intent = float(row.get("intent_at") or 0) - 2.0
+        for lead in group:
+            if lead.get("id") != row["lead_id"] and _epoch(lead.get("createdAt")) >= intent:
+                extras.append(lead)
+    return extras
+
+
+def _epoch(value: Any) -> float:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+async def reconcile(
+    api: LeadGeniusApi,
+    ledger: Ledger,
+    *,
+    target: str,
+    client_id: str,
+    keys: set[str] | None,
+    repair: bool,
+    company_id: str | None = None,
+    max_rounds: int = 3,
+) -> ReconcileResult:
+    """Compare the target with the ledger for `keys` (all ledger keys of the client when None)."""
+    log = get_logger(stage="reconcile", client_id=client_id)
+    rows = {r["key"]: r for r in ledger.rows(target, client_id, keys)}
+    expected = set(keys) if keys is not None else {k for k, r in rows.items() if r["status"] in ACKNOWLEDGED}
+    acknowledged = {k: r for k, r in rows.items() if r["status"] in ACKNOWLEDGED}
+    result = ReconcileResult()
+    for round_no in range(1, max_rounds + 2):
+        result.rounds = round_no
+        snap = await read_target(api, client_id, company_id=company_id)
+        result.snapshot = snap
+        if repair:
+            for lead in extra_copies(acknowledged, snap):
+                try:
+                    await api.delete_lead(str(lead["id"]))
+                    result.duplicates_removed += 1
+                    snap.by_key[str(lead["email"]).strip().lower()].remove(lead)
+                except ApiError as exc:
+                    log.warning("could not delete a duplicate", lead_id=lead.get("id"), reason=exc.message)
+        confirmed, missing = diff(expected, acknowledged, snap)
+        result.confirmed, result.missing, result.missing_keys = len(confirmed), len(missing), sorted(missing)
+        log.info("reconciled", round=round_no, confirmed=len(confirmed), missing=len(missing), target_leads=snap.leads)
+        if not missing or not repair or round_no > max_rounds:
+            break
+        for key in sorted(missing):
+            row = acknowledged[key]
+            if not row.get("payload"):
+                continue
+            try:
+                lead = await api.create_lead(json.loads(row["payload"]))
+            except ApiError as exc:
+                log.warning("repair failed", key=key, reason=exc.message)
+                continue
+            result.repaired += 1
+            ledger.record_outcome(target, client_id, Outcome(key, "created", str(lead.get("id"))), ours=True)
+            row["lead_id"] = lead.get("id")
+        ledger.flush()
+    # The invisible-leads check (quirk 5): a one-lead listing by slug must find something.
+    if expected:
+        body = await api.request("GET", "/api/leads", params={"client_id": client_id, "limit": 1})
+        result.visible = bool(body.get("leads"))
+    return result
