@@ -64,7 +64,9 @@ class ReconcileResult:
     snapshot: TargetSnapshot | None = None
 
 
-def diff(expected: set[str], acknowledged: dict[str, dict[str, Any]], snap: TargetSnapshot) -> tuple[set[str], set[str]]:
+def diff(
+    expected: set[str], acknowledged: dict[str, dict[str, Any]], snap: TargetSnapshot
+) -> tuple[set[str], set[str]]:
     """Pure: (confirmed keys, acknowledged-but-missing keys)."""
     present = set(snap.by_key)
     confirmed = expected & present
