@@ -1,0 +1,450 @@
+"""CSV extraction: sniff a file, then stream it as polars frames of bounded size.
+
+How a file is read (bounded memory, vectorised, never crashes on a bad row):
+
+1. `open_csv` sniffs the encoding (UTF-8 with or without BOM, UTF-16 LE/BE by BOM or by
+   NUL pattern, else cp1252 / latin-1), the delimiter (`,` `;` tab `|`, or Excel's
+   `sep=;` first line) and parses the header. User mistakes (missing file, directory,
+   empty, header-only, binary, undecodable header) raise `InputFileError` with one line.
+2. `CsvSource.batches` reads raw blocks, decodes them incrementally (this is the
+   streaming re-encode: every encoding becomes UTF-8 text one block at a time, so a
+   5M-row UTF-16 file never sits in memory whole), cuts each block at the last record
+   boundary (an even number of `"` before a newline), and parses the block with polars'
+   CSV reader (all columns String, a few spare trailing columns to catch extra fields).
+3. Field counts per record come from a vectorised pass over the block's physical lines:
+   `"` parity says which lines continue a quoted field, separators outside quoted
+   segments are counted, and the counts are summed per record. polars fills a missing
+   trailing field with `""`, so this pass is what tells a short (ragged) row apart from
+   one whose last cells are empty.
+4. If polars refuses a block (malformed quoting) or disagrees with the line pass about
+   the number of records, that block is tokenised by a linear-time regex instead
+   (Python `csv` semantics: a quote is special only at the start of a field). The file
+   still streams on; the odd records end up in the rejects with a reason.
+
+Rejected records (rule ids): `ragged_row` (field count differs from the header),
+`undecodable` (a byte sequence that is not valid in the sniffed encoding: shows up as
+U+FFFD after a lossy decode), `field_too_long` (a value over `max_field_bytes`).
+Completely blank lines are not records: they keep their number but yield nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from etl.errors import InputFileError
+
+SNIFF_BYTES = 4 * 1024 * 1024
+"""How much of the file the encoding and delimiter sniffers look at."""
+
+DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
+SPARE_COLUMNS = 4
+"""Extra String columns given to polars so that surplus fields land somewhere visible."""
+
+_MAX_BACKTRACK_LINES = 2_000
+"""How far back a block cut looks for an even-quote newline before giving up (see `_cut`)."""
+
+REPLACEMENT = "\ufffd"
+
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+@dataclass(frozen=True)
+class CsvBatch:
+    """One slice of a CSV file.
+
+    `frame`: `_row` (Int64, 1-based record number, header not counted) + the file's original
+    column names, all String. `rejects`: `_row`, `_reason`, `_rule` + the original columns.
+    """
+
+    frame: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """A sniffed CSV file. Iterate `batches()` to read it; it can be read more than once."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    columns: list[str]
+    max_field_bytes: int = 65_536
+    _data_start_chars: int = field(default=0, repr=False)
+    """Characters (in the decoded text, BOM excluded) before the first data record."""
+    _avg_record_chars: float = field(default=100.0, repr=False)
+
+    def describe(self) -> str:
+        """One line for logs and reports: encoding, delimiter, columns."""
+        name = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
+        return f"{self.path.name}: {self.encoding}, {name}-delimited, {len(self.columns)} columns"
+
+    def batches(self, batch_rows: int = 100_000) -> Iterator[CsvBatch]:
+        """Yield batches of roughly `batch_rows` records, reading the file block by block."""
+        if batch_rows < 1:
+            raise ValueError("batch_rows must be >= 1")
+        block_chars = int(min(max(batch_rows * self._avg_record_chars, 64 * 1024), 256 * 1024 * 1024))
+        decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+        to_skip = self._data_start_chars
+        pending = ""
+        next_row = 1
+        with self.path.open("rb") as fh:
+            while True:
+                raw = fh.read(block_chars)
+                final = not raw
+                pending += decoder.decode(raw, final=final)
+                if to_skip:
+                    skipped = min(to_skip, len(pending))
+                    pending = pending[skipped:]
+                    to_skip -= skipped
+                if final:
+                    text, pending = pending, ""
+                else:
+                    cut = _cut(pending)
+                    if cut <= 0:
+                        continue  # no complete record yet: read more
+                    text, pending = pending[:cut], pending[cut:]
+                if text:
+                    if not text.endswith("\n"):
+                        text += "\n"
+                    batch, consumed = _parse_block(text, self.columns, self.delimiter, next_row, self.max_field_bytes)
+                    next_row += consumed
+                    yield batch
+                if final:
+                    return
+
+
+# --- sniffing ---------------------------------------------------------------------------------
+
+
+def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
+    """Sniff encoding, delimiter and header. Raises `InputFileError` with one clear line."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"input file not found: {p}")
+    if p.is_dir():
+        raise InputFileError(f"input path is a directory, not a CSV file: {p}")
+    try:
+        with p.open("rb") as fh:
+            sample = fh.read(SNIFF_BYTES)
+            whole = len(fh.read(1)) == 0
+    except OSError as exc:
+        raise InputFileError(f"cannot read input file {p}: {exc.strerror or exc}") from None
+    if not sample.strip(b" \t\r\n\x00\xef\xbb\xbf\xff\xfe"):
+        raise InputFileError(f"input file is empty: {p}")
+
+    encoding, bom_chars = _sniff_encoding(sample, p)
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=whole)
+    text = text[bom_chars:]
+    start = 0  # a one-column file (a plain list of e-mails) is legal
+    delimiter: str | None = None
+    sep_line = re.match(r"sep=(.)\r?\n", text)  # Excel's "sep=;" hint line
+    if sep_line:
+        delimiter = sep_line.group(1)
+        start = sep_line.end()
+    if delimiter is None:
+        first_line = text[: text.find("\n")] if "\n" in text else text
+        counts = {d: first_line.count(d) for d in DELIMITERS}
+        best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the order of DELIMITERS
+        delimiter = best if counts[best] else ","
+    header_fields, header_end = _parse_header(text, start, delimiter, p, complete=whole)
+    if any(REPLACEMENT in name for name in header_fields):
+        raise InputFileError(f"cannot decode the header of {p} as {encoding}; save it as UTF-8")
+    columns = _unique_names(header_fields)
+    rest = text[header_end:]
+    if whole and not rest.strip():
+        raise InputFileError(f"input file has a header but no data rows: {p}")
+    records = max(rest.count("\n"), 1)
+    avg = max(len(rest) / records, 8.0)
+    return CsvSource(
+        path=p,
+        encoding=encoding,
+        delimiter=delimiter,
+        columns=columns,
+        max_field_bytes=max_field_bytes,
+        _data_start_chars=header_end + bom_chars,
+        _avg_record_chars=avg,
+    )
+
+
+def _sniff_encoding(sample: bytes, path: Path) -> tuple[str, int]:
+    """Return (codec, BOM length in decoded characters)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8", 1
+    if sample.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le", 1
+    if sample.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be", 1
+    if sample.startswith(b"PK\x03\x04"):
+        raise InputFileError(f"{path} is a zip or Excel workbook, not CSV; export it as CSV (UTF-8) first")
+    if b"\x00" in sample:
+        # UTF-16 without a BOM: ASCII text has every other byte NUL.
+        head = sample[:4096]
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        half = len(head) // 2
+        if odd > 0.4 * half and even < 0.05 * half:
+            return "utf-16-le", 0
+        if even > 0.4 * half and odd < 0.05 * half:
+            return "utf-16-be", 0
+        raise InputFileError(f"{path} looks binary (NUL bytes), not a CSV text file")
+    decoded = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(sample, final=False)
+    bad = decoded.count(REPLACEMENT)
+    if bad == 0:
+        return "utf-8", 0
+    good_non_ascii = sum(1 for ch in decoded if ord(ch) > 127) - bad  # sniff sample only, bounded
+    if good_non_ascii > bad:
+        return "utf-8", 0  # UTF-8 with a few broken lines: those rows are rejected as undecodable
+    try:
+        sample.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin-1", 0
+    return "cp1252", 0
+
+
+def _parse_header(text: str, start: int, delimiter: str, path: Path, *, complete: bool) -> tuple[list[str], int]:
+    """Tokenise the first record at `start`; return its fields and where the data begins."""
+    m = _record_regex(delimiter).match(text, start)
+    if m is None or (not m.group(0).endswith("\n") and not complete):
+        raise InputFileError(f"cannot find the end of the header line in {path}")
+    record = m.group(0) if m.group(0).endswith("\n") else m.group(0) + "\n"
+    fields = [_unquote(tok[:-1]) for tok in _token_regex(delimiter).findall(record)]
+    if not any(f.strip() for f in fields):
+        raise InputFileError(f"the first line of {path} is blank; the header must be on line 1")
+    return fields, m.end()
+
+
+def _unquote(token: str) -> str:
+    """A header token without its terminator -> its value (header only, so plain Python)."""
+    token = token.removesuffix("\r")
+    m = re.fullmatch(r'"((?:[^"]|"")*)"(.*)', token, flags=re.S)
+    return m.group(1).replace('""', '"') + m.group(2) if m else token
+
+
+def _unique_names(fields: list[str]) -> list[str]:
+    """Trim header names; blank ones become `column_<n>`; `_x` becomes `col_x` (our own
+    columns start with `_`); repeats get `_2`, `_3`."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(fields, start=1):
+        base = raw.strip().lstrip("\ufeff").strip() or f"column_{i}"
+        if base.startswith("_"):
+            base = f"col{base}"
+        candidate, k = base, 2
+        while candidate in seen:
+            candidate, k = f"{base}_{k}", k + 1
+        seen.add(candidate)
+        names.append(candidate)
+    return names
+
+
+# --- block cutting and parsing ------------------------------------------------------------------
+
+
+def _cut(buf: str) -> int:
+    """Index just after the last newline that ends a record (even `"` count before it).
+
+    Bounded backtracking: with a stray unbalanced quote the parity never evens out, and the
+    block is cut at the last newline anyway; the regex fallback then parses it record by
+    record (a quote mid-field is literal), so the damage stays local.
+    """
+    pos = buf.rfind("\n")
+    if pos < 0:
+        return 0
+    quotes = buf.count('"', 0, pos)
+    candidate = pos
+    for _ in range(_MAX_BACKTRACK_LINES):
+        if quotes % 2 == 0:
+            return candidate + 1
+        prev = buf.rfind("\n", 0, candidate)
+        if prev < 0:
+            break
+        quotes -= buf.count('"', prev, candidate)
+        candidate = prev
+    return pos + 1
+
+
+def _token_regex(sep: str) -> re.Pattern[str]:
+    s = re.escape(sep)
+    return re.compile(f'(?:"[^"]*(?:""[^"]*)*"[^{s}\\n]*|[^{s}\\n]*)(?:{s}|\\n)')
+
+
+def _record_regex(sep: str) -> re.Pattern[str]:
+    s = re.escape(sep)
+    field_re = f'(?:"[^"]*(?:""[^"]*)*"[^{s}\\n]*|[^{s}\\n]*)'
+    return re.compile(f"{field_re}(?:{s}{field_re})*(?:\\n|\\Z)")
+
+
+def _polars_token_pattern(sep: str) -> str:
+    """The same tokeniser as `_token_regex`, in Rust regex syntax, for `str.extract_all`."""
+    s = re.escape(sep)
+    return f'(?:"[^"]*(?:""[^"]*)*"[^{s}\\n]*|[^{s}\\n]*)(?:{s}|\\n)'
+
+
+def _line_field_counts(text: str, sep: str) -> pl.DataFrame:
+    """Per record: number of fields and whether it is a blank line. Vectorised over lines."""
+    lines = pl.Series("line", [text]).str.split("\n").explode()
+    lines = lines.slice(0, len(lines) - 1)  # text ends with "\n": drop the empty tail
+    df = pl.DataFrame({"line": lines})
+    q = pl.col("line").str.count_matches('"', literal=True)
+    df = df.with_columns(q=q.cast(pl.Int64))
+    df = df.with_columns(cq=pl.col("q").cum_sum())
+    inside_at_start = ((pl.col("cq") - pl.col("q")) % 2) == 1
+    ends_record = (pl.col("cq") % 2) == 0
+    # Close quoted segments that cross the line edges, then drop every quoted segment:
+    # what remains holds exactly the separators that split fields.
+    wrapped = (
+        pl.when(inside_at_start).then(pl.lit('"')).otherwise(pl.lit(""))
+        + pl.col("line")
+        + pl.when(ends_record).then(pl.lit("")).otherwise(pl.lit('"'))
+    )
+    seps = (
+        pl.when(pl.col("q") == 0)
+        .then(pl.col("line").str.count_matches(sep, literal=True))
+        .otherwise(wrapped.str.replace_all('"[^"]*"', "").str.count_matches(sep, literal=True))
+    )
+    df = df.with_columns(
+        seps=seps.cast(pl.Int64),
+        end=ends_record,
+        blank=pl.col("line").is_in(["", "\r"]),
+    )
+    df = df.with_columns(rec=pl.col("end").cast(pl.Int64).cum_sum() - pl.col("end").cast(pl.Int64))
+    return (
+        df.group_by("rec", maintain_order=True)
+        .agg(
+            nfields=pl.col("seps").sum() + 1,
+            blank=pl.col("blank").first() & (pl.len() == 1),
+        )
+        .drop("rec")
+    )
+
+
+def _parse_with_polars(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
+    """Parse a block with polars' reader; None when it refuses or miscounts records."""
+    names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS)]
+    try:
+        parsed = pl.read_csv(
+            text.encode("utf-8"),
+            has_header=False,
+            separator=sep,
+            schema=dict.fromkeys(names, pl.String),
+            truncate_ragged_lines=True,
+            missing_columns="insert",
+            empty_string_is_null=False,
+            quote_char='"',
+            infer_schema=False,
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        return None
+    counts = _line_field_counts(text, sep)
+    if counts.height != parsed.height:
+        return None
+    surplus = [pl.col(n).fill_null("") for n in names[ncols:]]
+    # polars also turns a dangling quote run into odd values; the line pass is the authority.
+    return pl.concat([parsed, counts], how="horizontal").with_columns(
+        _surplus=pl.concat_str(surplus, separator=sep) if surplus else pl.lit("")
+    )
+
+
+def _parse_with_regex(text: str, ncols: int, sep: str) -> pl.DataFrame:
+    """Tokenise a block with a regex that always matches at a field start: never desyncs."""
+    tokens = pl.Series("tok", [text]).str.extract_all(_polars_token_pattern(sep)).explode()
+    df = pl.DataFrame({"tok": tokens}).drop_nulls()
+    is_last = pl.col("tok").str.ends_with("\n")
+    df = df.with_columns(_last=is_last)
+    df = df.with_columns(rec=pl.col("_last").cast(pl.Int64).cum_sum() - pl.col("_last").cast(pl.Int64))
+    body = (
+        pl.when(pl.col("_last"))
+        .then(pl.col("tok").str.strip_suffix("\n").str.strip_suffix("\r"))
+        .otherwise(pl.col("tok").str.slice(0, pl.col("tok").str.len_chars() - 1))
+    )
+    df = df.with_columns(body=body)
+    quoted = pl.col("body").str.extract_groups(r'(?s)^"((?:[^"]|"")*)"(.*)$')
+    df = df.with_columns(q=quoted)
+    value = (
+        pl.when(pl.col("q").struct.field("1").is_not_null())
+        .then(pl.col("q").struct.field("1").str.replace_all('""', '"', literal=True) + pl.col("q").struct.field("2"))
+        .otherwise(pl.col("body"))
+    )
+    df = df.with_columns(value=value)
+    recs = df.group_by("rec", maintain_order=True).agg(
+        vals=pl.col("value"), blank=(pl.len() == 1) & (pl.col("tok").first().is_in(["\n", "\r\n"]))
+    )
+    cols = [pl.col("vals").list.get(i, null_on_oob=True).fill_null("").alias(f"c{i}") for i in range(ncols)]
+    surplus = pl.col("vals").list.slice(ncols).list.join(sep)
+    return recs.select(*cols, nfields=pl.col("vals").list.len().cast(pl.Int64), blank=pl.col("blank"), _surplus=surplus)
+
+
+def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_field_bytes: int) -> tuple[CsvBatch, int]:
+    """Parse complete records; return the batch and how many record numbers it used."""
+    ncols = len(columns)
+    parsed = _parse_with_polars(text, ncols, sep)
+    if parsed is None:
+        parsed = _parse_with_regex(text, ncols, sep)
+    consumed = parsed.height
+    cnames = [f"c{i}" for i in range(ncols)]
+    df = parsed.with_row_index("_i").select(
+        (pl.col("_i").cast(pl.Int64) + first_row).alias("_row"),
+        *[pl.col(c).fill_null("") for c in cnames],
+        "nfields",
+        "blank",
+        "_surplus",
+    )
+    df = df.filter(~pl.col("blank"))
+    has_fffd = REPLACEMENT in text
+    undecodable = (
+        pl.any_horizontal([pl.col(c).str.contains(REPLACEMENT, literal=True) for c in cnames])
+        if has_fffd
+        else pl.lit(False)
+    )
+    too_long = pl.any_horizontal([pl.col(c).str.len_bytes() > max_field_bytes for c in cnames])
+    ragged = pl.col("nfields") != ncols
+    rule = (
+        pl.when(undecodable)
+        .then(pl.lit("undecodable"))
+        .when(ragged)
+        .then(pl.lit("ragged_row"))
+        .when(too_long)
+        .then(pl.lit("field_too_long"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    reason = (
+        pl.when(pl.col("_rule") == "undecodable")
+        .then(pl.lit("line contains bytes that are not valid in the file's encoding"))
+        .when(pl.col("_rule") == "ragged_row")
+        .then(
+            pl.format(
+                "row has {} fields, the header has {}",
+                pl.col("nfields"),
+                pl.lit(ncols),
+            )
+        )
+        .when(pl.col("_rule") == "field_too_long")
+        .then(pl.lit(f"a value is longer than {max_field_bytes} bytes"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    df = df.with_columns(_rule=rule).with_columns(_reason=reason)
+    renames = dict(zip(cnames, columns, strict=True))
+    good = df.filter(pl.col("_rule").is_null()).select("_row", *cnames).rename(renames)
+    bad = df.filter(pl.col("_rule").is_not_null())
+    # The surplus fields of a row with too many fields go into its reason, so nothing the
+    # user typed silently vanishes from the rejects file.
+    surplus = pl.col("_surplus").str.strip_chars_end(sep)
+    bad = bad.with_columns(
+        _reason=pl.when((pl.col("_rule") == "ragged_row") & (pl.col("nfields") > ncols) & (surplus != ""))
+        .then(pl.col("_reason") + pl.lit("; extra fields: ") + surplus.str.slice(0, 200))
+        .otherwise(pl.col("_reason"))
+    )
+    bad = bad.select("_row", "_reason", "_rule", *cnames).rename(renames)
+    return CsvBatch(frame=good, rejects=bad), consumed
+
+
+def empty_rejects(columns: list[str]) -> pl.DataFrame:
+    """A zero-row rejects frame with the standard columns (for callers that need one)."""
+    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
+    schema.update({c: pl.String() for c in columns})
+    return pl.DataFrame(schema=schema)
