@@ -1,0 +1,225 @@
+"""The orchestrator: the only module that knows the order of the stages.
+
+extract (thread) -> transform -> dedupe -> validate -> plan -> load -> reconcile -> report
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import anyio
+import httpx
+import polars as pl
+
+from etl.config import Settings
+from etl.errors import CredentialsRejected, EtlError, TargetUnreachable
+from etl.load.api import LeadGeniusApi
+from etl.load.clients import resolve_client
+from etl.load.loader import Loader
+from etl.load.plan import action_counts, empty_target, plan, target_frame
+from etl.log import get_logger
+from etl.reconcile import read_target, reconcile
+from etl.report import RejectsWriter, RunReport, decide_exit_code, write_json_atomic
+from etl.slug import looks_like_uuid, slugify
+from etl.state import LEDGER_COLUMNS, Ledger
+
+Mode = Literal["insert", "upsert"]
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    frame: pl.DataFrame  # "_row" + source columns (String)
+    rejects: pl.DataFrame  # rows the extractor could not read: "_row", "_reason", "_rule" + columns
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    name: str
+
+    def batches(self) -> Iterator[SourceBatch]: ...
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    client: str
+    mode: Mode = "insert"
+    dry_run: bool = False
+    report_path: Path | None = None
+    rejects_path: Path | None = None
+    html_path: Path | None = None
+    rate: float | None = None
+    concurrency: int = 8
+    strict: bool = False
+    job: str | None = None
+    repair_rounds: int = 3
+
+
+Progress = Callable[[str, int], None]  # (event, n): "extracted", "created", "updated", "failed", …
+
+
+def _target_id(api: LeadGeniusApi) -> str:
+    return f"{api.base_url}#{api.keeper.user_id or 'unknown'}"
+
+
+async def run_import(
+    settings: Settings,
+    source: Source,
+    mapping: Any,
+    options: ImportOptions,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+    on_batch: Callable[[SourceBatch], None] | None = None,
+) -> RunReport:
+    """Run one import end to end and return its report (also written to options.report_path)."""
+    from etl.schemas import validate_leads
+    from etl.transform import Deduper, fill_rates, transform
+
+    started = time.perf_counter()
+    notify = progress or (lambda _e, _n: None)
+    log = get_logger(stage="pipeline", source=source.name)
+    report = RunReport(dry_run=options.dry_run, client_id=None, mode=options.mode, source=source.name)
+    ledger = Ledger(settings.state_path)
+    report.run_id = ledger.start_run(
+        command="import", source=source.name, target=settings.base_url, client_id=None,
+        mode=options.mode, dry_run=options.dry_run, job=options.job,
+    )
+    rejects = RejectsWriter(options.rejects_path)
+    fills: list[dict[str, float]] = []
+    fill_weights: list[int] = []
+    run_keys: set[str] = set()
+    try:
+        async with LeadGeniusApi(
+            settings, transport=transport, concurrency=options.concurrency, rate_per_min=options.rate
+        ) as api:
+            slug, target_df, target_id = await _connect(api, options, report)
+            ledger_df = ledger.index(target_id, slug) if target_id else pl.DataFrame(schema=LEDGER_COLUMNS)
+            loader = Loader(
+                api, ledger, target=target_id or "", client_id=slug, run_id=report.run_id,
+                concurrency=options.concurrency, progress=lambda kind: notify(kind, 1),
+            )
+            deduper = Deduper()
+            c = report.counts
+            batches = source.batches()
+            while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+                if on_batch:
+                    on_batch(batch)
+                c.extracted += batch.frame.height + batch.rejects.height
+                notify("extracted", batch.frame.height + batch.rejects.height)
+                report.add_rejects(batch.rejects)
+                rejects.write(batch.rejects)
+                for key, value in batch.info.items():
+                    _accumulate(report.source_info, key, value)
+                result = transform(batch.frame, mapping, slug)
+                report.add_rejects(result.rejects)
+                rejects.write(result.rejects)
+                kept, cross_dups = deduper(result.leads)
+                c.duplicates += result.duplicates.height + cross_dups.height
+                c.valid += result.leads.height + result.duplicates.height
+                validate_leads(kept)
+                fills.append(fill_rates(kept))
+                fill_weights.append(kept.height)
+                planned = plan(kept, target_df, ledger_df, options.mode)
+                counts = action_counts(planned)
+                c.unchanged += counts["unchanged"]
+                run_keys.update(kept.get_column("_key").to_list())
+                if options.dry_run:
+                    c.created += counts["create"]
+                    c.updated += counts["update"]
+                    continue
+                assert target_id is not None
+                _adopt_existing(ledger, target_id, slug, report.run_id, planned)
+                await loader.load(planned)
+                log.info("batch loaded", rows=batch.frame.height, **counts, failed=loader.result.failed)
+            if not options.dry_run and target_id is not None:
+                c.created, c.updated, c.failed = loader.result.created, loader.result.updated, loader.result.failed
+                report.failures = loader.result.failures[:1000]
+                rec = await reconcile(
+                    api, ledger, target=target_id, client_id=slug, keys=run_keys,
+                    repair=True, max_rounds=options.repair_rounds, company_id=report.target.get("company_id"),
+                )
+                c.confirmed, c.missing = rec.confirmed, rec.missing
+                report.reconcile = {
+                    "rounds": rec.rounds, "repaired": rec.repaired, "duplicates_removed": rec.duplicates_removed,
+                    "visible_by_slug": rec.visible, "missing_sample": rec.missing_keys[:50],
+                    "target_leads_after": rec.snapshot.leads if rec.snapshot else None,
+                }
+            report.requests = api.stats.to_dict()
+            if api.limiters["bearer"].throttled:
+                report.requests["throttled_429"] = api.limiters["bearer"].throttled
+    finally:
+        rejects.close()
+        report.duration_s = round(time.perf_counter() - started, 3)
+    report.exit_code = decide_exit_code(report, strict=options.strict)
+    ledger.finish_run(report.run_id, exit_code=report.exit_code, counts=report.to_dict()["counts"],
+                      client_id=report.client_id)
+    ledger.close()
+    if options.report_path:
+        write_json_atomic(options.report_path, report.to_dict())
+    if options.html_path:
+        from etl.report_html import render_html
+
+        total = sum(fill_weights) or 1
+        merged = {k: sum(f.get(k, 0.0) * w for f, w in zip(fills, fill_weights, strict=True)) / total
+                  for k in {k for f in fills for k in f}}
+        options.html_path.parent.mkdir(parents=True, exist_ok=True)
+        options.html_path.write_text(
+            render_html(report.to_dict(), rejects.sample(), merged, mapping.to_dict()), encoding="utf-8"
+        )
+    return report
+
+
+def _accumulate(into: dict[str, Any], key: str, value: Any) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        into[key] = into.get(key, 0) + value
+    elif isinstance(value, str) and key.startswith("max_"):
+        into[key] = max(into.get(key) or value, value)
+    else:
+        into[key] = value
+
+
+async def _connect(
+    api: LeadGeniusApi, options: ImportOptions, report: RunReport
+) -> tuple[str, pl.DataFrame, str | None]:
+    """Resolve the client and read the target once. A dry run survives an unreachable target."""
+    try:
+        client = await resolve_client(api, options.client, create=not options.dry_run)
+        slug = client["client_id"] if client else slugify(options.client)
+        report.client_id = slug
+        company_id = None
+        if api.settings.api_key:
+            company_id = (await api.company()).get("company_id")
+        snapshot = await read_target(api, slug, company_id=company_id) if client else None
+        report.target = {
+            "base_url": api.base_url,
+            "reachable": True,
+            "client_exists": client is not None,
+            "leads_before": snapshot.leads if snapshot else 0,
+            **({"company_id": company_id} if company_id else {}),
+        }
+        frame = target_frame(snapshot.all_leads()) if snapshot else empty_target()
+        return slug, frame, _target_id(api)
+    except (TargetUnreachable, CredentialsRejected) as exc:
+        if not options.dry_run:
+            raise
+        if looks_like_uuid(options.client):
+            raise EtlError(f"cannot translate the client UUID {options.client} to a slug: {exc}") from None
+        slug = slugify(options.client)
+        report.client_id = slug
+        report.target = {"base_url": api.base_url, "reachable": False, "reason": str(exc)}
+        return slug, empty_target(), None
+
+
+def _adopt_existing(ledger: Ledger, target_id: str, slug: str, run_id: str, planned: pl.DataFrame) -> None:
+    """Remember leads the target already holds; keep their hash only when they match our payload."""
+    existing = planned.filter(pl.col("_action") == "unchanged")
+    if existing.height == 0:
+        return
+    rows = existing.select(
+        "_key", "_tid", pl.when(pl.col("_changed").list.len() == 0).then(pl.col("_hash")).otherwise(None)
+    ).rows()
+    ledger.adopt(target_id, slug, rows, run_id)
