@@ -6,7 +6,7 @@ extract (thread) -> transform -> dedupe -> validate -> plan -> load -> reconcile
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -38,9 +38,22 @@ class SourceBatch:
 
 
 class Source(Protocol):
+    """A synchronous extractor (run in a worker thread). An async one may offer `abatches()` instead."""
+
     name: str
 
     def batches(self) -> Iterator[SourceBatch]: ...
+
+
+async def _iterate(source: Source) -> AsyncIterator[SourceBatch]:
+    abatches = getattr(source, "abatches", None)
+    if abatches is not None:
+        async for batch in abatches():
+            yield batch
+        return
+    batches = source.batches()
+    while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+        yield batch
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,7 @@ async def run_import(
             )
             deduper = Deduper()
             c = report.counts
-            batches = source.batches()
-            while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
+            async for batch in _iterate(source):
                 if on_batch:
                     on_batch(batch)
                 c.extracted += batch.frame.height + batch.rejects.height
