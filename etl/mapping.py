@@ -1,0 +1,235 @@
+"""Declarative mappings: which source columns become which LeadGenius lead fields.
+
+A mapping is a TOML file (see mappings/csv.toml for a commented example). Format:
+
+    name = "csv"                       # optional; defaults to the file's stem
+    description = "…"                  # optional, shown in reports
+
+    [fields]                           # LeadGenius field = source column, or ordered fallbacks
+    email       = ["email", "e-mail", "email address"]
+    phoneNumber = ["phone number", "phone", "mobile phone"]   # first NON-EMPTY value wins, per row
+    title       = "job title"
+
+    [constants]                        # a fixed value for every lead (applied when the
+    source = "csv-import"              # mapped columns give nothing for that row)
+
+    [[notes]]                          # extra columns appended to `notes` as Markdown lines
+    column = "Lifecycle Stage"         #   "**Lifecycle stage:** lead"
+    label  = "Lifecycle stage"         # optional; defaults to the column name as written
+    # `column` may also be a list of fallbacks, like a [fields] entry.
+
+    [ai_notes]                         # the seeds' AI block in notes (002 guide, "notes" section)
+    score           = ["aiLeadScore", "ai score"]    # "## 🎯 AI SCORE: {score} ({score_100}/100)"
+    score_100       = ["leadScore", "score"]
+    justification   = ["justification"]              # "### 🧐 JUSTIFICATION"
+    recommendations = ["recommendations"]            # "### 💡 STRATEGIC RECOMMENDATIONS"
+    sdr_synthesis   = ["sdr synthesis"]              # "### 📝 SDR SYNTHESIS"
+
+Rules:
+- Keys of [fields] and [constants] must be LeadGenius lead fields (etl.fields.LEAD_FIELDS);
+  anything else is a `ConfigError` (quirk 2: an unknown field is a 500 on the API).
+  `client_id` cannot be mapped: the run sets it from --client.
+- Column names match after normalisation: case, spaces, `_`, `-`, `.` and other
+  punctuation are ignored, so `First Name`, `first_name`, `firstName` and `FIRST-NAME`
+  are the same column. If several file columns normalise alike, all are tried in file order.
+- A column listed nowhere is ignored (it never reaches the API: field allowlist).
+- `notes` mapped in [fields] is the existing notes text; [[notes]] lines and the AI block
+  are appended after it, each only if it is not already there (re-imports stay idempotent).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from etl.errors import ConfigError
+from etl.fields import LEAD_FIELD_SET, LEAD_FIELDS
+
+MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
+"""The repository's mappings/ directory (the package is installed editable from the repo)."""
+
+AI_NOTE_KEYS: tuple[str, ...] = ("score", "score_100", "justification", "recommendations", "sdr_synthesis")
+
+_TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes"}
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise_header(name: str) -> str:
+    """`First Name`, `first_name`, `firstName`, `E-mail` -> `firstname`, `email`."""
+    return _NON_ALNUM.sub("", name.lstrip("\ufeff")).casefold()
+
+
+@dataclass(frozen=True)
+class NoteColumn:
+    """A source column appended to notes as `**label:** value`."""
+
+    columns: tuple[str, ...]
+    label: str
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A parsed, checked mapping. Build with `Mapping.load` or `Mapping.builtin`."""
+
+    name: str
+    fields: dict[str, tuple[str, ...]]
+    notes: tuple[NoteColumn, ...] = ()
+    ai_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> Mapping:
+        """Read and check a mapping TOML file. `ConfigError` with one clear line otherwise."""
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"mapping file not found: {p}") from None
+        except IsADirectoryError:
+            raise ConfigError(f"mapping path is a directory: {p}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"mapping file {p} is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"mapping file {p} is not valid TOML: {exc}") from None
+        return cls.from_dict(raw, default_name=p.stem, where=str(p))
+
+    @classmethod
+    def builtin(cls, name: str) -> Mapping:
+        """One of the shipped mappings: "csv", "hubspot-csv", … (mappings/<name>.toml)."""
+        path = MAPPINGS_DIR / f"{name}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")) if MAPPINGS_DIR.is_dir() else []
+            raise ConfigError(f"no built-in mapping named {name!r} (known: {', '.join(known) or 'none'})")
+        return cls.load(path)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, default_name: str = "mapping", where: str = "mapping") -> Mapping:
+        """Check the shape of a parsed TOML document and build the mapping."""
+        unknown = sorted(set(raw) - _TOP_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown top-level key(s) {', '.join(unknown)} "
+                f"(expected: {', '.join(sorted(_TOP_KEYS))})"
+            )
+        name = raw.get("name", default_name)
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: 'name' must be a non-empty string")
+        description = raw.get("description", "")
+        if not isinstance(description, str):
+            raise ConfigError(f"{where}: 'description' must be a string")
+
+        raw_fields = raw.get("fields", {})
+        if not isinstance(raw_fields, dict):
+            raise ConfigError(f"{where}: [fields] must be a table of field = column(s)")
+        fields: dict[str, tuple[str, ...]] = {}
+        for target, value in raw_fields.items():
+            _check_target(target, where, "[fields]")
+            fields[target] = _columns(value, where, f"fields.{target}")
+        if "email" not in fields:
+            raise ConfigError(f"{where}: [fields] must map 'email' (every lead needs one)")
+
+        raw_constants = raw.get("constants", {})
+        if not isinstance(raw_constants, dict):
+            raise ConfigError(f"{where}: [constants] must be a table of field = \"value\"")
+        constants: dict[str, str] = {}
+        for target, value in raw_constants.items():
+            _check_target(target, where, "[constants]")
+            if target == "email":
+                raise ConfigError(f"{where}: [constants] cannot set 'email'")
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{where}: constants.{target} must be a non-empty string (quirk 3)")
+            constants[target] = value.strip()
+
+        raw_notes = raw.get("notes", [])
+        if not isinstance(raw_notes, list):
+            raise ConfigError(f"{where}: notes must be an array of tables: [[notes]] column = …, label = …")
+        notes: list[NoteColumn] = []
+        for i, item in enumerate(raw_notes, start=1):
+            if not isinstance(item, dict) or "column" not in item:
+                raise ConfigError(f"{where}: [[notes]] entry {i} needs a 'column'")
+            extra = sorted(set(item) - {"column", "label"})
+            if extra:
+                raise ConfigError(f"{where}: [[notes]] entry {i} has unknown key(s) {', '.join(extra)}")
+            cols = _columns(item["column"], where, f"notes[{i}].column")
+            label = item.get("label", cols[0])
+            if not isinstance(label, str) or not label.strip():
+                raise ConfigError(f"{where}: [[notes]] entry {i} label must be a non-empty string")
+            notes.append(NoteColumn(columns=cols, label=label.strip()))
+
+        raw_ai = raw.get("ai_notes", {})
+        if not isinstance(raw_ai, dict):
+            raise ConfigError(f"{where}: [ai_notes] must be a table")
+        ai_notes: dict[str, tuple[str, ...]] = {}
+        for key, value in raw_ai.items():
+            if key not in AI_NOTE_KEYS:
+                raise ConfigError(
+                    f"{where}: [ai_notes] has unknown key {key!r} (expected: {', '.join(AI_NOTE_KEYS)})"
+                )
+            ai_notes[key] = _columns(value, where, f"ai_notes.{key}")
+        return cls(
+            name=name.strip(),
+            fields=fields,
+            notes=tuple(notes),
+            ai_notes=ai_notes,
+            constants=constants,
+            description=description.strip(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the reports (and a TOML-shaped round trip)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "fields": {k: list(v) for k, v in self.fields.items()},
+            "constants": dict(self.constants),
+            "notes": [{"column": list(n.columns), "label": n.label} for n in self.notes],
+            "ai_notes": {k: list(v) for k, v in self.ai_notes.items()},
+        }
+
+    def source_columns(self, available: list[str], aliases: tuple[str, ...]) -> list[str]:
+        """The file columns that `aliases` name, in alias order then file order."""
+        by_norm: dict[str, list[str]] = {}
+        for col in available:
+            by_norm.setdefault(normalise_header(col), []).append(col)
+        out: list[str] = []
+        for alias in aliases:
+            for col in by_norm.get(normalise_header(alias), []):
+                if col not in out:
+                    out.append(col)
+        return out
+
+    def check_columns(self, available: list[str]) -> None:
+        """Raise `ConfigError` when the file has no column for `email` under this mapping."""
+        if not self.source_columns(available, self.fields["email"]):
+            shown = ", ".join(available[:20]) + (" …" if len(available) > 20 else "")
+            raise ConfigError(
+                f"mapping {self.name!r} finds no e-mail column in this file "
+                f"(looked for: {', '.join(self.fields['email'])}; file has: {shown})"
+            )
+
+
+def _check_target(target: str, where: str, section: str) -> None:
+    if target not in LEAD_FIELD_SET:
+        hint = " (the phone field is 'phoneNumber', quirk 2)" if target.lower() == "phone" else ""
+        raise ConfigError(
+            f"{where}: {section} names {target!r}, which is not a LeadGenius lead field{hint}; "
+            f"allowed: {', '.join(f for f in LEAD_FIELDS if f != 'client_id')}"
+        )
+    if target == "client_id":
+        raise ConfigError(f"{where}: {section} cannot set 'client_id'; the run sets it from --client")
+
+
+def _columns(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, str) and normalise_header(v) for v in value)
+    ):
+        raise ConfigError(f"{where}: {key} must be a column name or a non-empty list of column names")
+    return tuple(value)
