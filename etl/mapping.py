@@ -112,8 +112,7 @@ class Mapping:
         unknown = sorted(set(raw) - _TOP_KEYS)
         if unknown:
             raise ConfigError(
-                f"{where}: unknown top-level key(s) {', '.join(unknown)} "
-                f"(expected: {', '.join(sorted(_TOP_KEYS))})"
+                f"{where}: unknown top-level key(s) {', '.join(unknown)} (expected: {', '.join(sorted(_TOP_KEYS))})"
             )
         name = raw.get("name", default_name)
         if not isinstance(name, str) or not name.strip():
@@ -134,7 +133,7 @@ class Mapping:
 
         raw_constants = raw.get("constants", {})
         if not isinstance(raw_constants, dict):
-            raise ConfigError(f"{where}: [constants] must be a table of field = \"value\"")
+            raise ConfigError(f'{where}: [constants] must be a table of field = "value"')
         constants: dict[str, str] = {}
         for target, value in raw_constants.items():
             _check_target(target, where, "[constants]")
@@ -166,9 +165,7 @@ class Mapping:
         ai_notes: dict[str, tuple[str, ...]] = {}
         for key, value in raw_ai.items():
             if key not in AI_NOTE_KEYS:
-                raise ConfigError(
-                    f"{where}: [ai_notes] has unknown key {key!r} (expected: {', '.join(AI_NOTE_KEYS)})"
-                )
+                raise ConfigError(f"{where}: [ai_notes] has unknown key {key!r} (expected: {', '.join(AI_NOTE_KEYS)})")
             ai_notes[key] = _columns(value, where, f"ai_notes.{key}")
         return cls(
             name=name.strip(),
@@ -226,10 +223,6 @@ def _check_target(target: str, where: str, section: str) -> None:
 def _columns(value: Any, where: str, key: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if (
-        not isinstance(value, list)
-        or not value
-        or not all(isinstance(v, str) and normalise_header(v) for v in value)
-    ):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and normalise_header(v) for v in value):
         raise ConfigError(f"{where}: {key} must be a column name or a non-empty list of column names")
     return tuple(value)

@@ -1,0 +1,130 @@
+"""Transforms: a source frame (`_row` + source columns, all String) -> leads, rejects, duplicates.
+
+Pure and vectorised (DESIGN.md): no I/O, no clock, polars expressions only, steps chained
+with `.pipe`. Every input row ends in exactly one of `leads`, `rejects` or `duplicates`.
+
+    transform(frame, mapping, client_id)
+      strip_values      trim; "" / whitespace -> null            (quirk 3)
+      map_fields        ordered fallbacks; constants; allowlist   (quirk 2: phone -> phoneNumber)
+      normalise_email   trim, mailto:, lower-case -> `_key`
+      classify_rows     empty_row / missing_email / invalid_email -> rejects
+      fill_names        firstName / lastName fallback             (quirk 4)
+      aggregate_notes   [[notes]] lines + seeds' AI block, idempotent
+      select_lead_columns, split_duplicates (first row wins)      (quirk 7)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as AbcMapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from etl.errors import ConfigError
+from etl.fields import LEAD_FIELDS
+from etl.mapping import Mapping
+from etl.slug import looks_like_uuid
+from etl.transform.dedupe import DUPLICATES_SCHEMA, Deduper, split_duplicates
+from etl.transform.notes import aggregate_notes
+from etl.transform.steps import (
+    classify_rows,
+    fill_names,
+    map_fields,
+    normalise_email,
+    select_lead_columns,
+    strip_values,
+)
+
+__all__ = [
+    "DUPLICATES_SCHEMA",
+    "Deduper",
+    "TransformResult",
+    "fill_rates",
+    "lead_schema",
+    "rejects_schema",
+    "to_payload",
+    "transform",
+]
+
+_SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    """`leads`: `_row`, `_key`, then LEAD_FIELDS (String; null = omit). `rejects`: `_row`,
+    `_reason`, `_rule` + original source columns. `duplicates`: `_row`, `_key`, `_reason`."""
+
+    leads: pl.DataFrame
+    rejects: pl.DataFrame
+    duplicates: pl.DataFrame
+
+
+def lead_schema() -> dict[str, pl.DataType]:
+    """The columns and types of `TransformResult.leads`."""
+    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_key": pl.String()}
+    schema.update({f: pl.String() for f in LEAD_FIELDS})
+    return schema
+
+
+def rejects_schema(source_columns: list[str]) -> dict[str, pl.DataType]:
+    """The columns and types of a rejects frame for a source with these columns."""
+    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
+    schema.update({c: pl.String() for c in source_columns})
+    return schema
+
+
+def check_client_id(client_id: str) -> None:
+    """A lead's client_id must be the client's slug, never its UUID (quirk 5)."""
+    import re
+
+    if looks_like_uuid(client_id):
+        raise ConfigError(f"client_id {client_id!r} is a client UUID; leads need the slug (invisible leads, quirk 5)")
+    if not re.match(_SLUG, client_id):
+        raise ConfigError(f"client_id {client_id!r} is not a slug (lower-case letters, digits and '-')")
+
+
+def transform(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> TransformResult:
+    """Map, clean and check one source frame. Pure: same input, same output.
+
+    Raises `ConfigError` when the mapping finds no e-mail column in the frame, or when
+    `client_id` is not a slug.
+    """
+    check_client_id(client_id)
+    source_columns = [c for c in frame.columns if c != "_row"]
+    mapping.check_columns(source_columns)
+    frame = frame.with_columns(pl.col("_row").cast(pl.Int64), *[pl.col(c).cast(pl.String) for c in source_columns])
+    email_columns = mapping.source_columns(source_columns, mapping.fields["email"])
+
+    staged = (
+        frame.pipe(strip_values, source_columns)
+        .pipe(map_fields, mapping, client_id)
+        .pipe(normalise_email)
+        .pipe(classify_rows, email_columns)
+    )
+    bad = staged.get_column("_rule").is_not_null()
+    rejects = pl.concat(
+        [staged.select("_row", "_reason", "_rule").filter(bad), frame.filter(bad).drop("_row")],
+        how="horizontal",
+    )
+    good = staged.filter(~bad).pipe(fill_names).pipe(aggregate_notes, mapping).pipe(select_lead_columns)
+    leads, duplicates = split_duplicates(good)
+    return TransformResult(leads=leads, rejects=rejects, duplicates=duplicates)
+
+
+def to_payload(row: AbcMapping[str, Any]) -> dict[str, str]:
+    """What gets POSTed for one lead: no None (a null is a 500), no `_`-prefixed internals.
+
+    The one per-lead function, run at the HTTP boundary. Values are already trimmed and
+    non-empty (quirk 3) and keys already allowlisted (quirk 2) by the transforms.
+    """
+    return {k: str(v) for k, v in row.items() if v is not None and not k.startswith("_")}
+
+
+def fill_rates(leads: pl.DataFrame) -> dict[str, float]:
+    """Per lead field present in `leads`, the share of rows with a value (0.0 when empty)."""
+    fields = [f for f in LEAD_FIELDS if f in leads.columns]
+    if leads.height == 0:
+        return dict.fromkeys(fields, 0.0)
+    row = leads.select([pl.col(f).is_not_null().mean().alias(f) for f in fields]).row(0, named=True)
+    return {f: float(row[f] or 0.0) for f in fields}

@@ -1,0 +1,167 @@
+"""The individual transforms. Each is pure `DataFrame -> DataFrame` (or builds expressions):
+no I/O, no clock, no per-row Python. `etl.transform.transform` chains them with `.pipe`.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from etl.fields import LEAD_FIELDS
+from etl.mapping import Mapping
+
+# Whitespace the API's trim would also remove, plus zero-width characters that make a value
+# look empty to a human (quirk 3: a whitespace-only value is a 500).
+BLANK_CHARS = (
+    " \t\n\r\v\f\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\u200b\u200c\u200d\u2060\ufeff"
+)
+
+EMAIL_PATTERN = (
+    r"^[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(?:\.[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)+\p{L}{2,63}$"
+)
+"""A practical address check (dot-atom local part, dotted host with a letter TLD), lower case."""
+
+NAME_USABLE_PATTERN = r"[\p{L}\p{N}]"
+"""A name is usable when it has a letter or digit; punctuation/space-only is not (quirk 4)."""
+
+ROLE_WORDS: tuple[str, ...] = (
+    "info", "sales", "contact", "contacts", "admin", "administrator", "support", "hello", "hi", "team",
+    "office", "marketing", "noreply", "no", "reply", "donotreply", "billing", "accounts", "accounting",
+    "finance", "hr", "jobs", "careers", "recruiting", "enquiries", "enquiry", "inquiries", "inquiry",
+    "mail", "email", "webmaster", "postmaster", "hostmaster", "help", "helpdesk", "service", "services",
+    "customer", "customers", "care", "press", "media", "news", "newsletter", "abuse", "security",
+    "privacy", "legal", "orders", "order", "booking", "bookings", "reception", "general", "partners",
+    "partner", "dev", "it", "ops", "tech", "welcome", "team", "staff", "all", "everyone", "test", "user",
+    "demo", "example", "mailer", "daemon", "bounce", "bounces", "notifications", "alerts", "community",
+    "growth", "ceo", "founder", "founders", "investors", "ir", "pr", "purchasing", "procurement",
+)  # fmt: skip
+"""Local-part words that name a mailbox, not a person: never turned into a name."""
+
+# The e-mail local part shapes we trust to be "first<sep>last": two letter-only words of 2+.
+_NAME_PARTS = r"^(\p{L}{2,})[._-](\p{L}{2,})$"
+
+
+def strip_values(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Trim every value; empty or whitespace-only becomes null (quirk 3: never send "")."""
+    stripped = [pl.col(c).cast(pl.String).str.strip_chars(BLANK_CHARS) for c in columns]
+    return frame.with_columns([pl.when(e != "").then(e).alias(c) for e, c in zip(stripped, columns, strict=True)])
+
+
+def coalesce_columns(columns: list[str]) -> pl.Expr:
+    """First non-null of `columns` per row (ordered fallbacks); null when there are none."""
+    if not columns:
+        return pl.lit(None, dtype=pl.String)
+    return pl.coalesce([pl.col(c) for c in columns])
+
+
+def map_fields(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> pl.DataFrame:
+    """Source columns -> every LeadGenius field (null where nothing maps), plus `_note_<i>` and
+    `_ai_<key>` helper columns for notes aggregation. Expects `strip_values` first.
+
+    `phone` and any other unlisted column simply never make it out (field allowlist, quirk 2).
+    """
+    available = [c for c in frame.columns if not c.startswith("_")]
+    exprs: list[pl.Expr] = [pl.col("_row")]
+    for name in LEAD_FIELDS:
+        if name == "client_id":
+            exprs.append(pl.lit(client_id, dtype=pl.String).alias(name))
+            continue
+        cols = mapping.source_columns(available, mapping.fields.get(name, ()))
+        expr = coalesce_columns(cols)
+        if name in mapping.constants:
+            expr = pl.coalesce([expr, pl.lit(mapping.constants[name], dtype=pl.String)])
+        exprs.append(expr.alias(name))
+    for i, note in enumerate(mapping.notes):
+        exprs.append(coalesce_columns(mapping.source_columns(available, note.columns)).alias(f"_note_{i}"))
+    for key, aliases in mapping.ai_notes.items():
+        exprs.append(coalesce_columns(mapping.source_columns(available, aliases)).alias(f"_ai_{key}"))
+    exprs.append(
+        pl.all_horizontal([pl.col(c).is_null() for c in available]).alias("_empty") if available else pl.lit(True)
+    )
+    return frame.select(exprs)
+
+
+def normalise_email(frame: pl.DataFrame) -> pl.DataFrame:
+    """Trim, drop a `mailto:` prefix, lower-case; `_key` is the result (the dedupe key)."""
+    email = pl.col("email").str.replace(r"(?i)^mailto:", "").str.strip_chars(BLANK_CHARS + "<>").str.to_lowercase()
+    email = pl.when(email != "").then(email)
+    return frame.with_columns(email.alias("email")).with_columns(pl.col("email").alias("_key"))
+
+
+def classify_rows(frame: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame:
+    """Add `_rule` / `_reason` (null when the row is fine). Needs `normalise_email` first.
+
+    Rules: `empty_row` (no value at all), `missing_email` (no usable e-mail: a lead without one
+    cannot be matched or deduplicated; the seeds skip such contacts), `invalid_email`.
+    """
+    looked = ", ".join(email_columns) if email_columns else "no e-mail column"
+    valid = pl.col("email").str.contains(EMAIL_PATTERN) & (pl.col("email").str.len_chars() <= 254)
+    rule = (
+        pl.when(pl.col("_empty"))
+        .then(pl.lit("empty_row"))
+        .when(pl.col("email").is_null())
+        .then(pl.lit("missing_email"))
+        .when(~valid)
+        .then(pl.lit("invalid_email"))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    shown = pl.col("email").str.replace_all(r"[\r\n\t]+", " ").str.slice(0, 80)
+    reason = (
+        pl.when(pl.col("_rule") == "empty_row")
+        .then(pl.lit("row has no values"))
+        .when(pl.col("_rule") == "missing_email")
+        .then(pl.lit(f"no e-mail address (looked in: {looked})"))
+        .when(pl.col("_rule") == "invalid_email")
+        .then(pl.format('not a valid e-mail address: "{}"', shown))
+        .otherwise(pl.lit(None, dtype=pl.String))
+    )
+    return frame.with_columns(rule.alias("_rule")).with_columns(reason.alias("_reason"))
+
+
+def fill_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """firstName / lastName fallback (quirk 4: a punctuation-only lastName is a 500).
+
+    A name is *usable* when it contains a letter or digit. An unusable (missing, ".", "-",
+    ", ") firstName or lastName is replaced by:
+      1. the matching part of the e-mail's local part (a `+tag` dropped), title-cased, when
+         that local part is exactly two letter-only words of 2+ letters joined by `.`, `_`
+         or `-` (`john.smith@` -> John / Smith), neither word is a role word (`info`,
+         `sales`, `team`, … see ROLE_WORDS), and the *other* name is missing or equals its
+         e-mail part (case-insensitive) — so a contact named "Bob" at `john.smith@` does not
+         become "Bob Smith";
+      2. otherwise `"-"` (the API's accepted placeholder).
+    A usable name is never changed. Applied to both fields, independently.
+    """
+    local = pl.col("email").str.split("@").list.first().str.replace(r"\+.*$", "")
+    parts = local.str.extract_groups(_NAME_PARTS)
+    first_part = parts.struct.field("1")
+    last_part = parts.struct.field("2")
+    role = first_part.is_in(list(ROLE_WORDS)) | last_part.is_in(list(ROLE_WORDS))
+    usable_first = pl.col("firstName").str.contains(NAME_USABLE_PATTERN).fill_null(False)
+    usable_last = pl.col("lastName").str.contains(NAME_USABLE_PATTERN).fill_null(False)
+    derivable = first_part.is_not_null() & ~role.fill_null(False)
+    first_ok = derivable & (~usable_last | (pl.col("lastName").str.to_lowercase() == last_part).fill_null(False))
+    last_ok = derivable & (~usable_first | (pl.col("firstName").str.to_lowercase() == first_part).fill_null(False))
+    first_name = (
+        pl.when(usable_first)
+        .then(pl.col("firstName"))
+        .when(first_ok)
+        .then(first_part.str.to_titlecase())
+        .otherwise(pl.lit("-"))
+    )
+    last_name = (
+        pl.when(usable_last)
+        .then(pl.col("lastName"))
+        .when(last_ok)
+        .then(last_part.str.to_titlecase())
+        .otherwise(pl.lit("-"))
+    )
+    return frame.with_columns(first_name.alias("firstName"), last_name.alias("lastName"))
+
+
+def select_lead_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """The field allowlist: `_row`, `_key`, then exactly LEAD_FIELDS (quirk 2)."""
+    return frame.select(
+        pl.col("_row").cast(pl.Int64), pl.col("_key").cast(pl.String), *[pl.col(f).cast(pl.String) for f in LEAD_FIELDS]
+    )
