@@ -9,6 +9,7 @@ the full truth and the counters.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import math
@@ -137,15 +138,18 @@ class SandboxApp(Starlette):
 class Runtime:
     """Store + faults + rate limiter + stats: everything one sandbox server holds."""
 
-    def __init__(self, store: LeadGeniusStore) -> None:
+    def __init__(self, store: LeadGeniusStore, faults: list[FaultRule] | None = None) -> None:
         self.store = store
         self.faults = FaultPlan()
         self.limiter = RateLimiter()
         self.stats = Stats()
+        # Rules given at start (CLI --faults) come back, with fresh counters and RNGs, on reset.
+        self._started_faults = [dataclasses.replace(r) for r in faults or []]
+        self.faults.rules = [dataclasses.replace(r) for r in self._started_faults]
 
     def reset(self) -> None:
         self.store.reset()
-        self.faults.clear()
+        self.faults.rules = [dataclasses.replace(r) for r in self._started_faults]
         self.limiter.clear()
         self.stats.clear()
 
@@ -502,9 +506,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return _json(NotFound("Not found", details=f"No route {request.method} {request.url.path}").body(), 404)
 
 
-def create_app(config: SandboxConfig | None = None) -> Starlette:
-    """A LeadGenius API sandbox; `app.state.sandbox` is its store, `app.state.runtime` the rest."""
-    runtime = Runtime(LeadGeniusStore(config))
+def create_app(config: SandboxConfig | None = None, *, faults: list[FaultRule] | None = None) -> Starlette:
+    """A LeadGenius API sandbox; `app.state.sandbox` is its store, `app.state.runtime` the rest.
+
+    `faults` are rules active from the start and restored by POST /__admin/reset.
+    """
+    runtime = Runtime(LeadGeniusStore(config), faults)
     logging.getLogger("uvicorn.error").addFilter(_QUIET_DROPS)  # idempotent: same filter object
     app = SandboxApp(
         routes=[*_admin_routes(runtime), *_api_routes(runtime)],

@@ -1,0 +1,102 @@
+"""Shared fixtures. `lg_sandbox`: a LeadGenius API sandbox on a free loopback port, reset per test.
+
+The server is started once per session (per xdist worker) and reset through POST /__admin/reset
+before each test, so every test sees: the started config, no faults, zeroed stats, no clients or
+leads, and the two tenants (DEMO_TENANT, OTHER_TENANT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from etl.sandbox.leadgenius.app import create_app
+from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT, Tenant
+from etl.sandbox.server import RunningServer, start_in_thread
+
+
+@dataclass
+class LGSandbox:
+    """Handle on a running LeadGenius sandbox: base URL, tenants and admin helpers (all over HTTP)."""
+
+    base_url: str
+    tenant: Tenant = DEMO_TENANT
+    other_tenant: Tenant = OTHER_TENANT
+    _http: httpx.Client = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def admin(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
+        """Call /__admin/<path> (path with or without the /__admin prefix) and return its JSON."""
+        path = path if path.startswith("/__admin") else "/__admin/" + path.lstrip("/")
+        response = self._http.request(method, path, json=json, params=params or None)
+        response.raise_for_status()
+        return response.json()
+
+    # conveniences, each one admin or API call
+    def reset(self) -> None:
+        self.admin("POST", "reset")
+
+    def configure(self, **changes: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("PUT", "config", changes)
+        return result
+
+    def seed(self, client: str = "Acme Corp", n: int = 100, **kw: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("POST", "seed", {"client": client, "n": n, **kw})
+        return result
+
+    def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("POST", "faults", {"kind": kind, **kw})
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("GET", "stats")
+        return result
+
+    def state(self, **filters: Any) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin("GET", "state", **filters)
+        return result
+
+    def login(self, tenant: Tenant | None = None) -> dict[str, Any]:
+        """POST /api/auth; returns the `tokens` object."""
+        tenant = tenant or self.tenant
+        r = self._http.post("/api/auth", json={"username": tenant.email, "password": tenant.password})
+        r.raise_for_status()
+        tokens: dict[str, Any] = r.json()["tokens"]
+        return tokens
+
+    def bearer(self, tenant: Tenant | None = None) -> dict[str, str]:
+        """Authorization headers with a fresh access token."""
+        return {"Authorization": f"Bearer {self.login(tenant)['accessToken']}"}
+
+    def api_key_headers(self, tenant: Tenant | None = None) -> dict[str, str]:
+        tenant = tenant or self.tenant
+        return {"x-api-key": tenant.api_key, "x-user-id": tenant.user_id}
+
+    def close(self) -> None:
+        self._http.close()
+
+
+@pytest.fixture(scope="session")
+def _lg_sandbox_server() -> Iterator[RunningServer]:
+    server = start_in_thread(create_app())
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lg_sandbox(_lg_sandbox_server: RunningServer) -> Iterator[LGSandbox]:
+    """A reset LeadGenius sandbox: `.base_url`, `.tenant`, `.other_tenant`, `.admin(method, path, json)`."""
+    handle = LGSandbox(_lg_sandbox_server.base_url)
+    handle.reset()
+    try:
+        yield handle
+    finally:
+        handle.close()
