@@ -197,8 +197,10 @@ def _sniff_encoding(sample: bytes, path: Path) -> tuple[str, int]:
     if bad == 0:
         return "utf-8", 0
     good_non_ascii = sum(1 for ch in decoded if ord(ch) > 127) - bad  # sniff sample only, bounded
-    if good_non_ascii > bad:
-        return "utf-8", 0  # UTF-8 with a few broken lines: those rows are rejected as undecodable
+    # Valid multi-byte sequences almost never occur by chance in cp1252 text, so a file that
+    # has them is UTF-8 with a few broken lines (those rows are rejected as undecodable).
+    if good_non_ascii and good_non_ascii * 4 >= bad:
+        return "utf-8", 0
     try:
         sample.decode("cp1252")
     except UnicodeDecodeError:
