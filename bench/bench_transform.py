@@ -1,0 +1,158 @@
+"""Benchmark: extract -> transform -> dedupe -> validate, vectorised vs row-by-row.
+
+Generates a messy CSV in the seeds' format (bench/data/, gitignored): padded values, dot
+last names, missing and invalid e-mails, duplicates in another case, quoted commas and
+embedded newlines. Reports rows/s both ways (same run, same file) and the peak RSS of a
+separate process streaming a 5,000,000-row file (skipped with --quick).
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+DATA = Path(__file__).parent / "data"
+HEADER = (
+    "firstName,lastName,email,companyName,companyDomain,title,linkedinUrl,notes,phone,"
+    "aiLeadScore,leadScore,justification,recommendations,sdr_synthesis"
+)
+FIRST = ["Sarah", "Marcus", "Priya", "Tom", "Elena", "Aisha", "Lucas", "Mei", "Olivia", "Noah", " Grace ", ""]
+LAST = ["Chen", "Okafor", "Raman", "Becker", ".", "Rossi", "Bello", "Moreau", "Tanaka", "Grant", "..", ""]
+COMPANIES = ["Northwind Analytics", "BrightPath", "Helix Biotech", "Forgeworks, GmbH", "Veranda Hotels", "Kestrel Pay"]
+TITLES = ["VP of Sales", "Head of RevOps", "CTO", "  Director, Marketing  ", "", "Account Executive"]
+
+
+def generate(path: Path, rows: int, chunk: int = 500_000) -> Path:
+    """Write a messy `rows`-row CSV (vectorised; deterministic)."""
+    if path.exists() and path.stat().st_size > 0 and path.with_suffix(".rows").read_text() == str(rows):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write((HEADER + "\r\n").encode())
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            i = pl.int_range(start, start + n, eager=True).alias("i")
+            h = (i * 2654435761) % 1000
+            df = pl.DataFrame({"i": i, "h": h})
+            first = pl.Series(FIRST).gather(i % len(FIRST))
+            last = pl.Series(LAST).gather((i // 7) % len(LAST))
+            df = df.with_columns(
+                firstName=first,
+                lastName=last,
+                companyName=pl.Series(COMPANIES).gather(i % len(COMPANIES)),
+                title=pl.Series(TITLES).gather((i // 3) % len(TITLES)),
+            )
+            base = pl.format("person.{}{}@company{}.com", pl.col("i"), pl.lit("x"), pl.col("i") % 5000)
+            dup_of = pl.format("PERSON.{}X@COMPANY{}.COM", pl.col("i") - 17, (pl.col("i") - 17) % 5000)
+            email = (
+                pl.when(pl.col("h") < 20)
+                .then(pl.lit(""))
+                .when(pl.col("h") < 30)
+                .then(pl.format("broken.{}@@x", pl.col("i")))
+                .when((pl.col("h") < 60) & (pl.col("i") > 17))
+                .then(dup_of)
+                .when(pl.col("h") < 160)
+                .then(pl.format("  {}  ", base))
+                .otherwise(base)
+            )
+            notes = (
+                pl.when(pl.col("h") < 10)
+                .then(pl.lit("Call notes:\n- wants SSO"))
+                .when(pl.col("h") < 300)
+                .then(pl.lit("Met at SaaStr, \"hot\" lead"))
+                .otherwise(pl.lit(""))
+            )
+            df = df.with_columns(
+                email=email,
+                companyDomain=pl.format("company{}.com", pl.col("i") % 5000),
+                linkedinUrl=pl.format("https://www.linkedin.com/in/p{}", pl.col("i")),
+                notes=notes,
+                phone=pl.when(pl.col("h") % 3 == 0).then(pl.format("+1 415 555 {}", pl.col("h"))).otherwise(pl.lit("")),
+                aiLeadScore=pl.when(pl.col("h") % 2 == 0).then(pl.lit("B")).otherwise(pl.lit("")),
+                leadScore=pl.when(pl.col("h") % 2 == 0).then((pl.col("h") % 100).cast(pl.String)).otherwise(pl.lit("")),
+                justification=pl.when(pl.col("h") % 4 == 0).then(pl.lit("Budget approved, 40 seats")).otherwise(pl.lit("")),
+                recommendations=pl.when(pl.col("h") % 5 == 0).then(pl.lit("Offer a pilot")).otherwise(pl.lit("")),
+                sdr_synthesis=pl.when(pl.col("h") % 6 == 0).then(pl.lit("Warm; decision in Q2")).otherwise(pl.lit("")),
+            )
+            df.select(HEADER.split(",")).write_csv(fh, include_header=False, line_terminator="\r\n")
+    path.with_suffix(".rows").write_text(str(rows))
+    return path
+
+
+def run_vectorised(path: Path, batch_rows: int = 200_000) -> dict[str, int]:
+    """The package's path: stream, transform, dedupe across batches, validate."""
+    from etl.extract.csv import open_csv
+    from etl.mapping import Mapping
+    from etl.schemas import validate_leads
+    from etl.transform import Deduper, transform
+
+    mapping = Mapping.builtin("csv")
+    source = open_csv(path)
+    dedupe = Deduper()
+    counts = {"extracted": 0, "valid": 0, "rejected": 0, "duplicates": 0}
+    for batch in source.batches(batch_rows):
+        result = transform(batch.frame, mapping, "acme-corp")
+        kept, dups = dedupe(result.leads)
+        validate_leads(kept)
+        counts["extracted"] += batch.frame.height + batch.rejects.height
+        counts["rejected"] += batch.rejects.height + result.rejects.height
+        counts["duplicates"] += result.duplicates.height + dups.height
+        counts["valid"] += kept.height
+    return counts
+
+
+def _timed(fn: object, *args: object) -> tuple[dict[str, int], float]:
+    started = time.perf_counter()
+    out = fn(*args)  # type: ignore[operator]
+    return out, time.perf_counter() - started
+
+
+def peak_rss_mb(path: Path) -> tuple[float, float]:
+    """Stream `path` in a fresh process; return (peak RSS in MB, seconds)."""
+    code = f"from bench.bench_transform import run_vectorised; from pathlib import Path; run_vectorised(Path({str(path)!r}))"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(after, before) / 1024, took
+
+
+def main(quick: bool) -> str:
+    from bench.rowwise_baseline import run as run_rowwise
+    from etl.mapping import Mapping
+
+    rows = 200_000 if quick else 1_000_000
+    path = generate(DATA / f"leads_{rows}.csv", rows)
+    size_mb = path.stat().st_size / 1e6
+    vec, vec_s = _timed(run_vectorised, path)
+    base, base_s = _timed(run_rowwise, path, Mapping.builtin("csv"), "acme-corp")
+    lines = [
+        f"### Transform benchmark: {rows:,} rows ({size_mb:.0f} MB messy CSV, seeds' format)",
+        "",
+        "| path | seconds | rows/s | valid | rejected | duplicates |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| vectorised (polars: extract, transform, dedupe, pandera) | {vec_s:.2f} | {rows / vec_s:,.0f} "
+        f"| {vec['valid']:,} | {vec['rejected']:,} | {vec['duplicates']:,} |",
+        f"| row-by-row (csv.DictReader, per-row dicts) | {base_s:.2f} | {rows / base_s:,.0f} "
+        f"| {base['valid']:,} | {base['rejected']:,} | {base['duplicates']:,} |",
+        "",
+        f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×). "
+        f"Both ways agree on counts: {vec == base}.",
+    ]
+    if not quick:
+        big = generate(DATA / "leads_5000000.csv", 5_000_000)
+        rss, took = peak_rss_mb(big)
+        lines += [
+            "",
+            f"Peak RSS streaming 5,000,000 rows ({big.stat().st_size / 1e9:.2f} GB) in a fresh process: "
+            f"**{rss:,.0f} MB** (target < 1,536 MB), {took:.1f} s ({5_000_000 / took:,.0f} rows/s).",
+        ]
+    else:
+        lines += ["", "_5M-row peak-RSS run skipped (--quick)._"]
+    return "\n".join(lines)
