@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import signal
 import socket
+import sys
 from typing import Any
 
 import typer
@@ -18,6 +20,10 @@ from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT, SandboxConfi
 from etl.sandbox.server import RunningServer, start_in_thread
 
 _HUBSPOT_TOKEN_NAMES = ("TOKEN", "DEMO_TOKEN", "ACCESS_TOKEN", "SANDBOX_TOKEN", "PRIVATE_APP_TOKEN")
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,8 +144,12 @@ def sandbox(
     server = uvicorn.Server(
         uvicorn.Config(lg_app, host=host, port=port_n, log_level="warning", access_log=False, backlog=4096)
     )
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal: make both a clean exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         if hubspot is not None:
             hubspot[0].stop()

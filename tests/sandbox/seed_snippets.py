@@ -76,12 +76,12 @@ def make_request_with_retry(url, headers, method="GET", json_data=None, max_retr
         except HTTPError as e:
             if e.response.status_code == 429:
                 # Rate limited - exponential backoff
-                wait_time = min(60 * (2 ** attempt), 300)  # Max 5 minutes
+                wait_time = min(60 * (2 ** attempt), 300) # Max 5 minutes
                 print(f"Rate limited. Waiting {wait_time}s (attempt {attempt + 1}/{max_retries})...")
                 time.sleep(wait_time)
             elif e.response.status_code >= 500:
                 # Server error - retry with backoff
-                wait_time = min(10 * (2 ** attempt), 60)  # Max 1 minute
+                wait_time = min(10 * (2 ** attempt), 60) # Max 1 minute
                 print(f"Server error. Waiting {wait_time}s (attempt {attempt + 1}/{max_retries})...")
                 time.sleep(wait_time)
             elif e.response.status_code == 401:

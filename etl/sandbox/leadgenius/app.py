@@ -168,6 +168,9 @@ class Runtime:
     ) -> Response:
         stats = self.stats
         stats.total += 1
+        # Read the whole request first, as a real server does: a `slow` fault must still process
+        # the request after the client has given up (uvicorn drops the body on disconnect).
+        raw = b"" if request.method in ("GET", "HEAD") else await request.body()
         config = self.store.config
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
@@ -199,7 +202,7 @@ class Runtime:
                         details=f"{decision.limit} requests per {config.rate_window_s:g} s for this credential",
                     )
             tenant = self._tenant(request, auth)
-            body = await self._body(request)
+            body = self._parse(raw)
             status, payload = handler(Call(request, request.query_params, body, tenant))
         except QuirkError as exc:
             stats.quirk_500[exc.quirk] = stats.quirk_500.get(exc.quirk, 0) + 1
@@ -269,7 +272,10 @@ class Runtime:
     async def _body(request: Request) -> Any:
         if request.method in ("GET", "HEAD"):
             return None
-        raw = await request.body()
+        return Runtime._parse(await request.body())
+
+    @staticmethod
+    def _parse(raw: bytes) -> Any:
         if not raw.strip():
             return None
         try:
