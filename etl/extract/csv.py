@@ -50,6 +50,8 @@ _MAX_BACKTRACK_LINES = 2_000
 """How far back a block cut looks for an even-quote newline before giving up (see `_cut`)."""
 
 REPLACEMENT = "\ufffd"
+_ESCAPED = re.compile("[\udc80-\udcff]")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
@@ -88,7 +90,7 @@ class CsvSource:
         """Yield batches of roughly `batch_rows` records, reading the file block by block."""
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
-        block_chars = int(min(max(batch_rows * self._avg_record_chars, 64 * 1024), 256 * 1024 * 1024))
+        block_chars = int(min(max(batch_rows * self._avg_record_chars, 512), 256 * 1024 * 1024))
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
         to_skip = self._data_start_chars
         pending = ""
@@ -192,11 +194,11 @@ def _sniff_encoding(sample: bytes, path: Path) -> tuple[str, int]:
         if even > 0.4 * half and odd < 0.05 * half:
             return "utf-16-be", 0
         raise InputFileError(f"{path} looks binary (NUL bytes), not a CSV text file")
-    decoded = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(sample, final=False)
-    bad = decoded.count(REPLACEMENT)
+    decoded = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape").decode(sample, final=False)
+    bad = len(_ESCAPED.findall(decoded))  # undecodable bytes became lone surrogates
     if bad == 0:
         return "utf-8", 0
-    good_non_ascii = sum(1 for ch in decoded if ord(ch) > 127) - bad  # sniff sample only, bounded
+    good_non_ascii = len(_NON_ASCII.findall(decoded)) - bad
     # Valid multi-byte sequences almost never occur by chance in cp1252 text, so a file that
     # has them is UTF-8 with a few broken lines (those rows are rejected as undecodable).
     if good_non_ascii and good_non_ascii * 4 >= bad:
@@ -317,9 +319,7 @@ def _line_field_counts(text: str, sep: str) -> pl.DataFrame:
         fixed = quoted.select(
             "_li", real=wrapped.str.replace_all('"[^"]*"', "").str.count_matches(sep, literal=True).cast(pl.Int64)
         )
-        df = df.join(fixed, on="_li", how="left", maintain_order="left").with_columns(
-            seps=pl.coalesce("real", "seps")
-        )
+        df = df.join(fixed, on="_li", how="left", maintain_order="left").with_columns(seps=pl.coalesce("real", "seps"))
         # A line that only continues a quoted field and holds no quote adds no separators.
         df = df.with_columns(
             seps=pl.when((pl.col("q") == 0) & ((pl.col("cq") % 2) == 1)).then(0).otherwise(pl.col("seps"))

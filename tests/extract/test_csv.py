@@ -1,0 +1,186 @@
+"""CSV extraction: encodings, delimiters, quoting, ragged rows, clear errors, batching."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etl.errors import InputFileError
+from etl.extract.csv import CsvSource, open_csv
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
+
+
+def read_all(source: CsvSource, batch_rows: int = 100_000) -> tuple[pl.DataFrame, pl.DataFrame]:
+    batches = list(source.batches(batch_rows))
+    frame = pl.concat([b.frame for b in batches])
+    rejects = pl.concat([b.rejects for b in batches])
+    return frame, rejects
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_seed_format_sample() -> None:
+    src = open_csv(SAMPLES / "leads.csv")
+    assert (src.encoding, src.delimiter) == ("utf-8", ",")
+    assert src.columns[:8] == [
+        "firstName", "lastName", "email", "companyName", "companyDomain", "title", "linkedinUrl", "notes",
+    ]  # fmt: skip
+    frame, rejects = read_all(src)
+    assert frame.height == 40 and rejects.is_empty()
+    assert frame["_row"].to_list() == list(range(1, 41))
+    assert frame.dtypes == [pl.Int64] + [pl.String] * len(src.columns)
+    lucas = frame.filter(pl.col("_row") == 10)
+    assert lucas["notes"][0] == "Notes from call:\n- 40 seats\n- wants SSO"
+    priya = frame.filter(pl.col("_row") == 3)
+    assert priya["notes"][0] == 'Prefers email over calls, "no cold calls" please'
+
+
+def test_hubspot_export_semicolon_with_bom() -> None:
+    src = open_csv(SAMPLES / "hubspot_export.csv")
+    assert src.delimiter == ";" and src.columns[0] == "Record ID"  # BOM not in the name
+    frame, _ = read_all(src)
+    assert frame.height == 10
+    assert frame.filter(pl.col("_row") == 3)["Job Title"][0] == "Head of Sales; Nordics"
+
+
+def test_excel_unicode_text_utf16_tab() -> None:
+    src = open_csv(SAMPLES / "excel_unicode.txt")
+    assert (src.encoding, src.delimiter) == ("utf-16-le", "\t")
+    frame, rejects = read_all(src)
+    assert rejects.is_empty() and frame.height == 6
+    assert frame.filter(pl.col("_row") == 3)["Company"][0] == "深圳光学"
+
+
+def test_cp1252_fallback() -> None:
+    src = open_csv(SAMPLES / "latin1.csv")
+    assert src.encoding == "cp1252"
+    frame, _ = read_all(src)
+    assert frame["firstName"].to_list() == ["François", "Björn", "Mónica", "Jürgen"]
+    assert frame["notes"][1] == "“Key account” for Q3"
+
+
+def test_ragged_rows_are_rejected_with_row_and_reason() -> None:
+    frame, rejects = read_all(open_csv(SAMPLES / "ragged.csv"))
+    assert rejects["_rule"].to_list() == ["ragged_row", "ragged_row"]
+    assert rejects["_row"].to_list() == [2, 3]
+    assert "8 fields" in rejects["_reason"][0] and "EXTRA" in rejects["_reason"][0]
+    assert "3 fields" in rejects["_reason"][1]
+    # record 6 is a blank line: it keeps its number but yields nothing
+    assert frame["_row"].to_list() == [1, 4, 5, 7, 8]
+    quinn = frame.filter(pl.col("_row") == 4).row(0, named=True)
+    assert quinn["companyName"] == "Acme\r\nWidgets" and quinn["title"] == 'Title with "quotes"'
+    dana = frame.filter(pl.col("_row") == 8).row(0, named=True)
+    assert dana["email"] == 'dana.cruz@51"-displays.com' and dana["companyName"] == '51" Displays'
+
+
+def test_undecodable_line_in_utf8_file() -> None:
+    src = open_csv(SAMPLES / "bad_utf8_line.csv")
+    assert src.encoding == "utf-8"
+    frame, rejects = read_all(src)
+    assert rejects["_rule"].to_list() == ["undecodable"] and rejects["_row"].to_list() == [2]
+    assert frame["_row"].to_list() == [1, 3, 4]
+
+
+def test_field_too_long(tmp_path: Path) -> None:
+    path = write(tmp_path, b"email,notes\na@x.io," + b"y" * 300 + b"\nb@x.io,short\n")
+    frame, rejects = read_all(open_csv(path, max_field_bytes=100))
+    assert rejects["_rule"].to_list() == ["field_too_long"] and rejects["_row"].to_list() == [1]
+    assert frame["email"].to_list() == ["b@x.io"]
+
+
+def test_crlf_quotes_and_embedded_newlines(tmp_path: Path) -> None:
+    data = b'a,b,c\r\n"x, y","he said ""hi""","line1\r\nline2"\r\n1,,3\r\n'
+    frame, rejects = read_all(open_csv(write(tmp_path, data)))
+    assert rejects.is_empty()
+    assert frame.rows() == [(1, "x, y", 'he said "hi"', "line1\r\nline2"), (2, "1", "", "3")]
+
+
+def test_utf16_be_and_excel_sep_line(tmp_path: Path) -> None:
+    text = "sep=;\r\nemail;name\r\na@x.io;Ann\r\n"
+    src = open_csv(write(tmp_path, codecs.BOM_UTF16_BE + text.encode("utf-16-be")))
+    assert src.encoding == "utf-16-be" and src.delimiter == ";" and src.columns == ["email", "name"]
+    frame, _ = read_all(src)
+    assert frame.rows() == [(1, "a@x.io", "Ann")]
+
+
+def test_header_names_made_unique(tmp_path: Path) -> None:
+    src = open_csv(write(tmp_path, b"Email,Email,,_row\na,b,c,d\n"))
+    assert src.columns == ["Email", "Email_2", "column_3", "col_row"]
+
+
+def test_many_small_batches_equal_one_batch(tmp_path: Path) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["email", "notes"])
+    for i in range(5000):
+        w.writerow([f"p{i}@x.io", f'multi\nline {i}, with "quotes"' if i % 7 == 0 else f"n{i}"])
+    path = write(tmp_path, buf.getvalue().encode())
+    one, _ = read_all(open_csv(path), batch_rows=1_000_000)
+    many, _ = read_all(open_csv(path), batch_rows=50)
+    assert len(list(open_csv(path).batches(50))) > 10
+    assert one.equals(many) and one.height == 5000
+    assert one["_row"].to_list() == list(range(1, 5001))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"\r\n\r\n", "empty"),
+        (b"email,name\r\n", "header but no data"),
+        (b"email,name\r\n\r\n  \r\n", "header but no data"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary"),
+        (b"PK\x03\x04\x14\x00\x06\x00", "Excel"),
+    ],
+)
+def test_clear_input_errors(tmp_path: Path, data: bytes, message: str) -> None:
+    with pytest.raises(InputFileError, match=message) as err:
+        open_csv(write(tmp_path, data))
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="not found"):
+        open_csv(tmp_path / "nope.csv")
+    with pytest.raises(InputFileError, match="directory"):
+        open_csv(tmp_path)
+
+
+cell = st.lists(
+    # U+FFFD is excluded: a file containing it is read as having an undecodable line.
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="\ufffd")
+    | st.sampled_from(["\n", "\r\n", '"', ",", ";", "\t", " ", "é"]),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.lists(cell, min_size=3, max_size=3), min_size=1, max_size=40),
+    sep=st.sampled_from([",", ";", "\t"]),
+)
+def test_roundtrip_of_csv_writer_output(tmp_path: Path, rows: list[list[str]], sep: str) -> None:
+    """Whatever Python's csv module writes, we read back exactly (numbers, values, order)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=sep, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    w.writerow(["email", "first name", "notes"])
+    w.writerows(rows)
+    path = write(tmp_path, buf.getvalue().encode("utf-8"))
+    frame, rejects = read_all(open_csv(path), batch_rows=3)
+    blank = [i for i, r in enumerate(rows, start=1) if r == ["", "", ""]]
+    assert rejects.is_empty()
+    got = {r[0]: list(r[1:]) for r in frame.rows()}
+    for i, values in enumerate(rows, start=1):
+        assert got[i] == values or (i in blank and got.get(i) in (None, ["", "", ""]))
