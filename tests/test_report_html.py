@@ -1,0 +1,75 @@
+"""The self-contained HTML report: content, escaping, no external assets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+from etl.extract.csv import open_csv
+from etl.mapping import Mapping
+from etl.report_html import render_html
+from etl.transform import fill_rates, transform
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+def report(**extra: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "dry_run": True,
+        "client_id": "acme-corp",
+        "mode": "insert",
+        "counts": {"extracted": 40, "valid": 34, "rejected": 4, "duplicates": 2, "created": 34},
+        "requests": {"total": 3, "by_status": {"200": 3}},
+        "duration_s": 0.42,
+    }
+    base.update(extra)
+    return base
+
+
+def test_renders_sample_run() -> None:
+    batch = next(open_csv(SAMPLES / "leads.csv").batches())
+    mapping = Mapping.builtin("csv")
+    r = transform(batch.frame, mapping, "acme-corp")
+    page = render_html(report(), r.rejects, fill_rates(r.leads), mapping.to_dict())
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "Dry-run validation report" in page and "acme-corp" in page
+    assert "34 valid lead(s) would be imported; 4 row(s) rejected" in page
+    for rule in ("invalid_email", "missing_email", "empty_row"):
+        assert rule in page
+    assert "phoneNumber" in page and "width:" in page  # fill-rate bars
+    assert "Mapping used: csv" in page
+    assert not re.search(r"(src|href)\s*=", page)  # no external assets
+    assert "<script" not in page
+
+
+def test_everything_is_escaped() -> None:
+    rejects = pl.DataFrame(
+        {"_row": [1], "_reason": ["<b>bad</b>"], "_rule": ["<script>"], "Email<x>": ['"><img src=x>']}
+    )
+    page = render_html(
+        report(client_id="<i>x</i>"), rejects, {"email": 1.0}, {"name": "<m>", "fields": {"email": ["<c>"]}}
+    )
+    assert "<script>" not in page and "<img" not in page and "<b>bad" not in page and "<i>x" not in page
+    assert "&lt;script&gt;" in page and "&lt;img src=x&gt;" in page
+
+
+def test_verdicts() -> None:
+    empty = pl.DataFrame(
+        {"_row": [], "_reason": [], "_rule": []}, schema=dict.fromkeys(["_row", "_reason", "_rule"], pl.String)
+    )
+    ok = render_html(report(counts={"extracted": 2, "valid": 2, "rejected": 0}), empty, {}, {})
+    assert "Ready to import: 2 valid lead(s)" in ok and "None." in ok
+    down = render_html(report(target={"reachable": False, "reason": "connection refused"}), empty, {}, {})
+    assert "Target not reachable (connection refused)" in down
+    failed = render_html(report(dry_run=False, counts={"valid": 2, "failed": 1, "missing": 0}), empty, {}, {})
+    assert "1 lead(s) failed" in failed
+
+
+def test_samples_are_capped_per_rule() -> None:
+    rejects = pl.DataFrame(
+        {"_row": list(range(1, 101)), "_reason": ["r"] * 100, "_rule": ["ragged_row"] * 100, "a": ["v"] * 100}
+    )
+    page = render_html(report(), rejects, {}, {})
+    assert "first 5 of 100" in page
