@@ -68,7 +68,7 @@ class ImportOptions:
     concurrency: int = 8
     strict: bool = False
     job: str | None = None
-    repair_rounds: int = 3
+    repair_rounds: int = 5
 
 
 Progress = Callable[[str, int], None]  # (event, n): "extracted", "created", "updated", "failed", …

@@ -99,7 +99,7 @@ def status(base_url: BaseUrlOpt = None, auth_file: AuthFileOpt = None, allow_ins
     n_clients = run_async(go)
     mode = oct(settings.auth_file.stat().st_mode & 0o777)
     print(f"email:     {data.get('email')}\nuser_id:   {data.get('user_id') or claims.get('sub')}\n"
-          f"base_url:  {settings.base_url}\ntoken:     valid ({left} left before refresh is due)\n"
+          f"base_url:  {settings.base_url}\ntoken:     valid (expires in {left})\n"
           f"api_key:   {'stored' if data.get('api_key') else 'none'}\nclients:   {n_clients}\n"
           f"auth file: {settings.auth_file} ({mode})")
 

@@ -46,6 +46,7 @@ class RetryPolicy:
 
     max_attempts: int = 8
     max_500_attempts: int = 3
+    max_connect_attempts: int = 5  # nothing listening: say so within seconds, not minutes
     base_wait_s: float = 0.5
     max_wait_s: float = 30.0
 
@@ -58,6 +59,8 @@ class RetryPolicy:
         if state.attempt_number >= self.max_attempts:
             return True
         exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, httpx.ConnectError):
+            return state.attempt_number >= self.max_connect_attempts
         is_500 = isinstance(exc, RetriableApiError) and exc.status == 500
         return is_500 and state.attempt_number >= self.max_500_attempts
 
@@ -260,6 +263,15 @@ class LeadGeniusApi:
 
     async def _post_raw(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """Auth calls: no Bearer, retried on transient failures, never refreshed recursively."""
+        try:
+            return await self._post_raw_retrying(path, body)
+        except (httpx.TransportError, RetriableApiError) as exc:
+            # Not retriable again by the caller's loop: the retries were spent here.
+            raise TargetUnreachable(
+                f"LeadGenius at {self.base_url} stayed unreachable after retries ({type(exc).__name__})"
+            ) from None
+
+    async def _post_raw_retrying(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(self.retry.should_retry),
             stop=self.retry.should_stop,
@@ -289,10 +301,7 @@ class LeadGeniusApi:
     # --- API operations (SPEC A1–A4) --------------------------------------------
 
     async def login(self) -> None:
-        try:
-            await self.keeper.login(self._post_raw)
-        except httpx.TransportError as exc:
-            raise TargetUnreachable(f"LeadGenius at {self.base_url} is unreachable ({type(exc).__name__})") from None
+        await self.keeper.login(self._post_raw)
 
     async def company(self) -> dict[str, Any]:
         body = await self.request("GET", "/api/company")

@@ -61,6 +61,7 @@ class RateLimiter:
     blocked_until: float = 0.0
     next_cap_slot: float = 0.0
     throttled: int = field(default=0)  # 429s seen
+    provisional: bool = False  # reset_at is our guess after a window turn, not the server's word
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next send may go out (0 = send now)."""
@@ -87,7 +88,8 @@ class RateLimiter:
         if self.reset_at is not None and now >= self.reset_at + RESET_MARGIN_S:
             # First send of a new window: forget the old window's remaining.
             self.min_remaining = None
-            self.reset_at = now + 60.0  # provisional until the server says
+            self.reset_at = now + 60.0
+            self.provisional = True
         if self.cap_per_min:
             self.next_cap_slot = max(self.next_cap_slot, now) + 60.0 / self.cap_per_min
 
@@ -98,18 +100,24 @@ class RateLimiter:
         self.in_flight = max(0, self.in_flight - 1)
         if headers is not None:
             self.limit = headers.limit
-            if self.reset_at is None or headers.reset_at > self.reset_at + 0.5 or (
-                self.min_remaining is None and headers.reset_at >= self.reset_at - 0.5
+            if (
+                status == 429  # the server's latest word on this credential, whatever window we thought
+                or self.reset_at is None
+                or self.provisional
+                or headers.reset_at > self.reset_at + 0.5  # a newer window (answers arrive out of order)
             ):
-                # A newer window than the one we track (answers can arrive out of order).
                 self.reset_at = headers.reset_at
                 self.min_remaining = headers.remaining
+                self.provisional = False
             elif abs(headers.reset_at - self.reset_at) <= 0.5:
-                self.min_remaining = min(self.min_remaining or headers.remaining, headers.remaining)
-                self.reset_at = headers.reset_at
+                self.min_remaining = min(
+                    self.min_remaining if self.min_remaining is not None else headers.remaining, headers.remaining
+                )
+            # else: a late answer from a window that has already turned; it says nothing about this one
         if status == 429:
             self.throttled += 1
-            self.min_remaining = 0
+            if headers is None:
+                self.min_remaining = 0
             wait = retry_after if retry_after is not None else 1.0
             self.blocked_until = max(self.blocked_until, now + wait)
 

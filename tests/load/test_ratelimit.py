@@ -85,3 +85,26 @@ def test_parse_headers_and_retry_after() -> None:
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+
+
+def test_a_429_with_a_sooner_reset_does_not_freeze_the_whole_window() -> None:
+    lim = RateLimiter()
+    lim.on_send(0)
+    lim.on_response(0, hdr(1000, 900, 60), status=201, retry_after=None)
+    lim.on_send(1)
+    lim.on_response(1, hdr(1000, 0, 2), status=429, retry_after=1)  # e.g. a burst limiter upstream
+    assert lim.delay(1.5) > 0
+    assert lim.delay(2 + RESET_MARGIN_S + 0.01) == 0  # not 60 s later
+    lim.on_send(3)
+    lim.on_response(3, hdr(1000, 898, 60), status=201, retry_after=None)
+    assert lim.min_remaining == 898 and lim.reset_at == 60
+
+
+def test_provisional_window_yields_to_the_servers_reset() -> None:
+    lim = RateLimiter()
+    lim.on_send(0)
+    lim.on_response(0, hdr(3, 0, 10), status=201, retry_after=None)
+    turn = 10 + RESET_MARGIN_S + 0.1
+    lim.on_send(turn)  # provisional reset turn + 60
+    lim.on_response(turn, hdr(3, 2, 20), status=201, retry_after=None)
+    assert lim.reset_at == 20 and lim.min_remaining == 2
