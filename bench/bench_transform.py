@@ -64,7 +64,7 @@ def generate(path: Path, rows: int, chunk: int = 500_000) -> Path:
                 pl.when(pl.col("h") < 10)
                 .then(pl.lit("Call notes:\n- wants SSO"))
                 .when(pl.col("h") < 300)
-                .then(pl.lit("Met at SaaStr, \"hot\" lead"))
+                .then(pl.lit('Met at SaaStr, "hot" lead'))
                 .otherwise(pl.lit(""))
             )
             df = df.with_columns(
@@ -75,7 +75,9 @@ def generate(path: Path, rows: int, chunk: int = 500_000) -> Path:
                 phone=pl.when(pl.col("h") % 3 == 0).then(pl.format("+1 415 555 {}", pl.col("h"))).otherwise(pl.lit("")),
                 aiLeadScore=pl.when(pl.col("h") % 2 == 0).then(pl.lit("B")).otherwise(pl.lit("")),
                 leadScore=pl.when(pl.col("h") % 2 == 0).then((pl.col("h") % 100).cast(pl.String)).otherwise(pl.lit("")),
-                justification=pl.when(pl.col("h") % 4 == 0).then(pl.lit("Budget approved, 40 seats")).otherwise(pl.lit("")),
+                justification=pl.when(pl.col("h") % 4 == 0)
+                .then(pl.lit("Budget approved, 40 seats"))
+                .otherwise(pl.lit("")),
                 recommendations=pl.when(pl.col("h") % 5 == 0).then(pl.lit("Offer a pilot")).otherwise(pl.lit("")),
                 sdr_synthesis=pl.when(pl.col("h") % 6 == 0).then(pl.lit("Warm; decision in Q2")).otherwise(pl.lit("")),
             )
@@ -114,7 +116,10 @@ def _timed(fn: object, *args: object) -> tuple[dict[str, int], float]:
 
 def peak_rss_mb(path: Path) -> tuple[float, float]:
     """Stream `path` in a fresh process; return (peak RSS in MB, seconds)."""
-    code = f"from bench.bench_transform import run_vectorised; from pathlib import Path; run_vectorised(Path({str(path)!r}))"
+    code = (
+        "from pathlib import Path; from bench.bench_transform import run_vectorised; "
+        f"run_vectorised(Path({str(path)!r}))"
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
@@ -142,8 +147,7 @@ def main(quick: bool) -> str:
         f"| row-by-row (csv.DictReader, per-row dicts) | {base_s:.2f} | {rows / base_s:,.0f} "
         f"| {base['valid']:,} | {base['rejected']:,} | {base['duplicates']:,} |",
         "",
-        f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×). "
-        f"Both ways agree on counts: {vec == base}.",
+        f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×). Both ways agree on counts: {vec == base}.",
     ]
     if not quick:
         big = generate(DATA / "leads_5000000.csv", 5_000_000)
