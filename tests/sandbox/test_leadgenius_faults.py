@@ -41,6 +41,7 @@ def test_injected_429_and_503(lg_sandbox, http, demo) -> None:
     assert int(r.headers["X-RateLimit-Reset"]) >= int(time.time())
     r = http.get("/api/clients", headers=demo)
     assert r.status_code == 503 and r.json()["success"] is False
+    assert r.headers["X-RateLimit-Limit"] == "1000000"  # headers on every answer, budget untouched
     assert http.get("/api/clients", headers=demo).status_code == 200
     stats = lg_sandbox.stats()
     assert stats["injected"]["429"] == 1 and stats["injected"]["503"] == 1 and stats["rate_limited"] == 0

@@ -36,7 +36,7 @@ from etl.sandbox.leadgenius.errors import (
     SandboxError,
 )
 from etl.sandbox.leadgenius.faults import FaultPlan, FaultRule
-from etl.sandbox.leadgenius.ratelimit import RateLimiter
+from etl.sandbox.leadgenius.ratelimit import UNLIMITED_BUDGET, RateLimiter
 from etl.sandbox.leadgenius.store import (
     BULK_DEFAULT_LIMIT,
     DEMO_TENANT,
@@ -181,7 +181,7 @@ class Runtime:
             if fault.kind == "slow":
                 await asyncio.sleep(fault.slow_ms / 1000)
             else:
-                response = await self._inject(request, fault)
+                response = await self._inject(request, fault, auth)
                 stats.requests[key]["drop" if fault.kind == "drop" else str(response.status_code)] += 1
                 return response
 
@@ -217,12 +217,18 @@ class Runtime:
         stats.requests[key][str(status)] += 1
         return _json(payload, status, headers)
 
-    async def _inject(self, request: Request, fault: FaultRule) -> Response:
-        """An injected fault, before any work: never changes state."""
+    async def _inject(self, request: Request, fault: FaultRule, auth: Auth) -> Response:
+        """An injected fault, before any work: never changes state (nor spends rate budget)."""
         if fault.kind == "drop":
             return await self._drop(request)
+        config = self.store.config
+        budget: dict[str, str] = {}
+        if auth != "none":
+            budget = self.limiter.peek(self._credential_key(request, auth), limit=config.rate_limit_per_min,
+                                       window_s=config.rate_window_s, now=self.store.now()).headers()
+            budget.pop("Retry-After", None)
         if fault.kind == "429":
-            limit = self.store.config.rate_limit_per_min or 1_000_000
+            limit = config.rate_limit_per_min or UNLIMITED_BUDGET
             reset = math.ceil(self.store.now() + fault.retry_after)
             err: SandboxError = RateLimited("Rate limit exceeded", details="Injected by the sandbox")
             headers = {"Retry-After": str(fault.retry_after), "X-RateLimit-Limit": str(limit),
@@ -231,8 +237,8 @@ class Runtime:
         if fault.kind == "503":
             body = SandboxError("Service unavailable", details="Injected by the sandbox",
                                 recommendation="Wait and retry.").body()
-            return _json(body, 503)
-        return _json(SandboxError("Internal server error", details="Injected by the sandbox").body(), 500)
+            return _json(body, 503, budget)
+        return _json(SandboxError("Internal server error", details="Injected by the sandbox").body(), 500, budget)
 
     async def _drop(self, request: Request) -> Response:
         """Close the TCP connection without a response (the client sees a transport error).

@@ -56,3 +56,12 @@ class RateLimiter:
         used += 1
         self._windows[key] = (start, used)
         return Decision(True, budget, budget - used, reset, max(1, math.ceil(end - now)))
+
+    def peek(self, key: str, *, limit: int, window_s: float, now: float) -> Decision:
+        """The current state of a budget without spending from it (headers for injected faults)."""
+        budget = limit if limit > 0 else UNLIMITED_BUDGET
+        start, used = self._windows.get(key, (now, 0))
+        if now >= start + window_s:
+            start, used = now, 0
+        end = start + window_s
+        return Decision(used < budget, budget, max(0, budget - used), math.ceil(end), max(1, math.ceil(end - now)))
