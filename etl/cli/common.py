@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager, nullcontext
@@ -61,7 +62,8 @@ def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def setup_logging(quiet: bool) -> None:
     # On a terminal the progress bar speaks; structlog carries warnings only. Off a terminal, JSON lines.
-    log.configure(level="WARNING" if sys.stderr.isatty() or quiet else "INFO")
+    level = os.environ.get("LEADGENIUS_ETL_LOG_LEVEL") or ("WARNING" if sys.stderr.isatty() or quiet else "INFO")
+    log.configure(level=level)
 
 
 class ProgressBar:

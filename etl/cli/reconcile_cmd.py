@@ -94,12 +94,12 @@ def runs_cmd(
     from rich.table import Table
 
     table = Table(title=f"runs in {settings.state_path}")
-    for col in ("run", "started (UTC)", "command", "source", "client", "mode", "created", "updated", "failed", "exit"):
-        table.add_column(col)
+    for col in ("started (UTC)", "command", "source", "client", "mode", "new", "upd", "fail", "exit"):
+        table.add_column(col, overflow="fold")
     for r in rows:
         c = r["counts"] or {}
-        started = datetime.fromtimestamp(r["started_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r["run_id"], started, r["command"] + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
+        started = datetime.fromtimestamp(r["started_at"], UTC).strftime("%m-%d %H:%M:%S")
+        table.add_row(started, r["command"] + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
                       r["client_id"] or "", r["mode"] or "", str(c.get("created", "")), str(c.get("updated", "")),
                       str(c.get("failed", "")), "" if r["exit_code"] is None else str(r["exit_code"]))
     Console(file=sys.stdout).print(table)
