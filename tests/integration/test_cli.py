@@ -1,0 +1,129 @@
+"""The command line as a user meets it: exit codes, one clear line, no traceback, no secret anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import email_counts, people, stored, write_csv
+
+PASSWORD = "demo-password"
+
+
+def env_for(base_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS_", "HUBSPOT_"))}
+    env.update(
+        LEADGENIUS_BASE_URL=base_url,
+        LEADGENIUS_AUTH_FILE=str(tmp_path / "auth.json"),
+        LEADGENIUS_ETL_STATE=str(tmp_path / "state.db"),
+        LEADGENIUS_EMAIL="demo@leadgenius.local",
+        LEADGENIUS_PASSWORD=PASSWORD,
+    )
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "etl", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def assert_clean_failure(proc: subprocess.CompletedProcess[str], code: int, words: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert words in proc.stderr, proc.stderr
+
+
+def test_input_mistakes_exit_2_with_one_line(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    assert_clean_failure(cli("import", "csv", str(tmp_path / "nope.csv"), "--client", "A", env=env), 2, "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    assert_clean_failure(cli("import", "csv", str(tmp_path / "empty.csv"), "--client", "A", env=env), 2, "empty")
+    good = write_csv(tmp_path / "in.csv", people(3))
+    assert_clean_failure(cli("import", "csv", str(good), "--client", "A", "--mode", "merge", env=env), 2, "--mode")
+    bad_map = tmp_path / "m.toml"
+    bad_map.write_text('[fields]\nphone = ["phone"]\n')
+    proc = cli("import", "csv", str(good), "--client", "A", "--mapping", str(bad_map), env=env)
+    assert_clean_failure(proc, 2, "phone")
+    insecure = env_for("http://leadgenius.example.com", tmp_path)
+    assert_clean_failure(cli("import", "csv", str(good), "--client", "A", env=insecure), 2, "http://")
+    assert stored(lg_sandbox, "a") == []
+
+
+def test_refused_credentials_and_unreachable_target_exit_3(lg_sandbox, tmp_path: Path) -> None:
+    good = write_csv(tmp_path / "in.csv", people(3))
+    wrong = env_for(lg_sandbox.base_url, tmp_path, LEADGENIUS_PASSWORD="not-the-password")
+    proc = cli("import", "csv", str(good), "--client", "A", env=wrong)
+    assert_clean_failure(proc, 3, "refused")
+    assert "not-the-password" not in proc.stderr + proc.stdout
+    from etl.sandbox.server import free_port
+
+    down = env_for(f"http://127.0.0.1:{free_port()}", tmp_path)
+    assert_clean_failure(cli("import", "csv", str(good), "--client", "A", env=down), 3, "unreachable")
+
+
+def test_successful_run_reports_and_leaks_no_secret(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path, LEADGENIUS_API_KEY=lg_sandbox.tenant.api_key,
+                  LEADGENIUS_USER_ID=lg_sandbox.tenant.user_id, LEADGENIUS_ETL_LOG_LEVEL="DEBUG")
+    rows = people(25) + [{"firstName": "x", "lastName": "y", "email": "broken"}]
+    src = write_csv(tmp_path / "in.csv", rows)
+    proc = cli("import", "csv", str(src), "--client", "Acme Corp", "--report", str(tmp_path / "r.json"),
+               "--rejects", str(tmp_path / "rej.csv"), "--report-html", str(tmp_path / "r.html"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["counts"]["confirmed"] == 25 and report["counts"]["rejected"] == 1
+    assert report["requests"]["total"] > 25
+    strict = cli("import", "csv", str(src), "--client", "Acme Corp", "--strict", env=env)
+    assert strict.returncode == 1  # rejects + --strict
+    auth = json.loads((tmp_path / "auth.json").read_text())
+    assert stat.S_IMODE((tmp_path / "auth.json").stat().st_mode) == 0o600
+    secrets = [PASSWORD, auth["token"], auth["refresh_token"], auth["id_token"], lg_sandbox.tenant.api_key]
+    outputs = {
+        "stdout": proc.stdout, "stderr": proc.stderr, "strict stderr": strict.stderr,
+        "report": (tmp_path / "r.json").read_text(), "rejects": (tmp_path / "rej.csv").read_text(),
+        "html": (tmp_path / "r.html").read_text(),
+    }
+    for name, text in outputs.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret leaked into {name}"
+    assert '"event"' in proc.stderr  # JSON log lines off a terminal
+
+
+@pytest.mark.slow
+def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path: Path) -> None:
+    lg_sandbox.configure(latency_ms=15)
+    rows = people(400)
+    src = write_csv(tmp_path / "in.csv", rows)
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    rng = random.Random(20261122)
+    killed_midway = 0
+    for attempt in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme Corp",
+                                 "--concurrency", "4", "-q"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        goal = rng.randint(20, 360 - attempt * 40)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(stored(lg_sandbox, "acme-corp")) >= goal:
+                break
+            time.sleep(0.02)
+        before = len(stored(lg_sandbox, "acme-corp"))
+        proc.send_signal(signal.SIGKILL)
+        killed_midway += proc.wait() == -signal.SIGKILL and before < 400
+    assert killed_midway >= 2
+    final = cli("import", "csv", str(src), "--client", "Acme Corp", "--report", str(tmp_path / "r.json"), env=env)
+    assert final.returncode == 0, final.stderr
+    counts = email_counts(stored(lg_sandbox, "acme-corp"))
+    assert len(counts) == 400 and set(counts.values()) == {1}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["counts"]["confirmed"] == 400 and report["counts"]["missing"] == 0
