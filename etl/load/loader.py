@@ -14,16 +14,12 @@ from etl.errors import ApiError, RetriableApiError, SkippableApiError
 from etl.load.api import LeadGeniusApi, LeadInDoubt
 from etl.log import get_logger
 from etl.state import Ledger, Outcome
+from etl.transform import to_payload
 
 # Seconds to wait before checking whether a create whose answer was lost did land: a slow answer
 # may still be in progress on the server.
 IN_DOUBT_WAIT_S = 2.0
 MAX_IN_DOUBT_ROUNDS = 3
-
-
-def to_payload(row: dict[str, Any]) -> dict[str, str]:
-    """What gets sent: no private `_` columns and no nulls (quirk 3: never `""`, never null)."""
-    return {k: v for k, v in row.items() if not k.startswith("_") and v is not None}
 
 
 @dataclass
