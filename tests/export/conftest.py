@@ -30,7 +30,7 @@ def tenant_settings(base_url: str, tmp_path: Path, tenant: Tenant = DEMO_TENANT,
         password=tenant.password,
         api_key=tenant.api_key,
         user_id=tenant.user_id,
-        state_path=tmp_path / "state.db",
+        state_path=kw.pop("state_path", tmp_path / "state.db"),
         timeout_s=kw.pop("timeout_s", 10.0),
         **kw,
     )
