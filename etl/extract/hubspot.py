@@ -32,6 +32,7 @@ from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssocApiException
 from hubspot.crm.companies.exceptions import ApiException as CompaniesApiException
 from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
+from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -80,6 +81,8 @@ SEARCH_CAP = 10_000  # HubSpot answers 400 to any search page past the 10,000th 
 SEARCH_LIMIT = 200  # the search endpoints' largest page
 COMPANY_BATCH = 100  # companies batch/read inputs per request
 ASSOC_BATCH = 1000  # v4 associations batch/read inputs per request
+NOT_IN_MAX = 100  # values in one NOT_IN filter
+SEEN_MAX = 5 * NOT_IN_MAX  # ids excluded at one timestamp (5 NOT_IN filters + EQ: HubSpot allows 6 per group)
 MAX_HELD_ROWS = 5000  # rows held back waiting for a full company batch, before reading a partial one
 PRIMARY_V3_TYPE = "contact_to_company"  # v3 `associations=companies`: the primary also shows unlabeled
 PRIMARY_V4_TYPE_ID = 1  # v4: HUBSPOT_DEFINED typeId 1 is "Primary" contact -> company
@@ -124,8 +127,8 @@ def datetime_to_ms(value: datetime) -> int:
 
 def next_after(paging: Any) -> str | None:
     """The cursor of the next page, or None on the last page (HubSpot then omits `paging`)."""
-    nxt = getattr(paging, "next", None) if paging is not None else None
-    after = getattr(nxt, "after", None) if nxt is not None else None
+    nxt = paging.get("next") if isinstance(paging, Mapping) else None
+    after = nxt.get("after") if isinstance(nxt, Mapping) else None
     return str(after) if after not in (None, "") else None
 
 
@@ -159,78 +162,96 @@ def take_chunks(pending: Sequence[str], size: int, *, force: bool) -> tuple[list
 _T = TypeVar("_T")
 
 
+def _chunks(items: Sequence[_T], size: int) -> list[list[_T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
 @dataclass(frozen=True)
 class SearchCursor:
     """Where an incremental search read stands. Pure state; `advance` gives the next one.
 
-    Main mode: `lastmodifieddate >= since` (or `>`), sorted by lastmodifieddate ascending, offset
-    paging. When the next page would pass the 10,000 cap, we cannot rely on a second sort key
-    (HubSpot sorts by one property, and ties come back in no particular order), so the read
-    switches to *ties mode*: `lastmodifieddate == T` (T, the last timestamp seen) sorted by
-    hs_object_id, skipping the ids already read at T in this window (`tail_ids`), restarting with
-    `hs_object_id > last id` should one timestamp hold more than 10,000 contacts. Then main mode
-    again from `lastmodifieddate > T`. Every contact is read exactly once, none is missed.
+    Search pages by offset (`after`) and stops at 10,000 results per query; worse, HubSpot sorts by
+    one property and promises no order among equal values, so offset paging through a group of
+    contacts sharing one `lastmodifieddate` can miss some and double others. So we never page by
+    offset: every request restarts from the last timestamp read, with hs_object_id as tie-breaker —
+
+    - main mode: `lastmodifieddate > T  OR  (lastmodifieddate == T AND hs_object_id NOT_IN seen)`,
+      sorted by lastmodifieddate ascending (first request: `>= since`). Each page holds every unread
+      contact older than its last timestamp, so nothing is missed, and `seen` (the ids read at T)
+      keeps anything from being read twice;
+    - ties mode, when more than `SEEN_MAX` contacts share T: `lastmodifieddate == T AND
+      hs_object_id > last id`, sorted by hs_object_id (unique, so exact), skipping `seen`; then main
+      mode again from `> T`.
+
+    One request per page either way, the 10,000 cap is never reached, and the high-water mark
+    only moves forward.
     """
 
     since_ms: int
     inclusive: bool = True
-    after: int = 0
-    tie_ms: int | None = None  # set: ties mode on this timestamp
-    tie_after_id: int = 0
-    tail_ms: int | None = None  # the highest timestamp seen in the current window
-    tail_ids: frozenset[int] = frozenset()  # the ids seen at tail_ms in the current window
+    seen_ms: int | None = None  # the last timestamp read (T)
+    seen_ids: frozenset[int] = frozenset()  # the ids read at T
+    tie_after_id: int | None = None  # set: ties mode, keyset on hs_object_id within T
 
     @property
     def in_ties(self) -> bool:
-        return self.tie_ms is not None
+        return self.tie_after_id is not None
 
     def body(self, limit: int, properties: Sequence[str]) -> dict[str, Any]:
-        """The search request for this position."""
-        if self.tie_ms is not None:
-            filters: list[dict[str, str]] = [
-                {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(self.tie_ms)},
-                {"propertyName": "hs_object_id", "operator": "GT", "value": str(self.tie_after_id)},
+        """The search request for this position (never an `after`: see the class docstring)."""
+        sort = "lastmodifieddate"
+        groups: list[list[dict[str, Any]]]
+        if self.tie_after_id is not None:
+            groups = [
+                [
+                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(self.seen_ms)},
+                    {"propertyName": "hs_object_id", "operator": "GT", "value": str(self.tie_after_id)},
+                ]
             ]
             sort = "hs_object_id"
-        else:
+        elif self.seen_ms is None:
             op = "GTE" if self.inclusive else "GT"
-            filters = [{"propertyName": "lastmodifieddate", "operator": op, "value": str(self.since_ms)}]
-            sort = "lastmodifieddate"
-        body: dict[str, Any] = {
-            "filterGroups": [{"filters": filters}],
+            groups = [[{"propertyName": "lastmodifieddate", "operator": op, "value": str(self.since_ms)}]]
+        else:
+            groups = [
+                [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(self.seen_ms)}],
+                [
+                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(self.seen_ms)},
+                    *(
+                        {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": chunk}
+                        for chunk in _chunks([str(i) for i in sorted(self.seen_ids)], NOT_IN_MAX)
+                    ),
+                ],
+            ]
+        return {
+            "filterGroups": [{"filters": g} for g in groups],
             "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
             "properties": list(properties),
             "limit": limit,
         }
-        if self.after:
-            body["after"] = str(self.after)
-        return body
 
-    def is_fresh(self, contact_id: int) -> bool:
-        """False for a contact already read at the tie timestamp in the window before."""
-        return not (self.tie_ms is not None and contact_id in self.tail_ids)
+    def is_fresh(self, contact_id: int, modified_ms: int) -> bool:
+        """False for a contact already read (at T, in an earlier page)."""
+        return not (modified_ms == self.seen_ms and contact_id in self.seen_ids)
 
-    def advance(self, page: Sequence[tuple[int, int]], after: str | None, limit: int) -> SearchCursor | None:
-        """Given this page's (id, lastmodified ms) in order and its next `after`: the next cursor or None."""
-        if self.tie_ms is None:
-            tail_ms, tail = self.tail_ms, set(self.tail_ids)
-            for cid, ms in page:
-                if ms != tail_ms:
-                    tail_ms, tail = ms, set()
-                tail.add(cid)
-            if after is None:
-                return None
-            nxt = int(after)
-            if nxt + limit > SEARCH_CAP and tail_ms is not None:
-                return replace(self, after=0, tie_ms=tail_ms, tie_after_id=0, tail_ms=tail_ms, tail_ids=frozenset(tail))
-            return replace(self, after=nxt, tail_ms=tail_ms, tail_ids=frozenset(tail))
-        if after is None:  # the tie group is drained: on past it
-            return SearchCursor(since_ms=self.tie_ms, inclusive=False)
-        nxt = int(after)
-        if nxt + limit > SEARCH_CAP:  # more than 10,000 contacts share this one timestamp
-            last_id = max((cid for cid, _ in page), default=self.tie_after_id)
-            return replace(self, after=0, tie_after_id=last_id)
-        return replace(self, after=nxt)
+    def advance(
+        self, page: Sequence[tuple[int, int]], has_more: bool, *, seen_max: int = SEEN_MAX
+    ) -> SearchCursor | None:
+        """Given this page's (id, lastmodified ms) in order and whether more match: the next cursor or None."""
+        if self.tie_after_id is not None:
+            if not has_more or not page:  # the tie group is drained: on past it
+                return None if self.seen_ms is None else SearchCursor(since_ms=self.seen_ms, inclusive=False)
+            return replace(self, tie_after_id=max(cid for cid, _ in page))
+        if not has_more or not page:
+            return None
+        seen_ms, seen = self.seen_ms, set(self.seen_ids)
+        for cid, ms in page:
+            if ms != seen_ms:
+                seen_ms, seen = ms, set()
+            seen.add(cid)
+        if len(seen) > seen_max:
+            return replace(self, seen_ms=seen_ms, seen_ids=frozenset(seen), tie_after_id=0)
+        return replace(self, seen_ms=seen_ms, seen_ids=frozenset(seen))
 
 
 # --- rows and frames ----------------------------------------------------------------------------
@@ -341,6 +362,22 @@ def make_retry(total: int, backoff_factor: float, counter: dict[str, int] | None
     return retry
 
 
+def _json_body(response: Any, response_type: Any) -> Any:
+    return json.loads(response.data)
+
+
+def json_api_factory(api_client_package: Any, api_name: str, config: dict[str, Any]) -> Any:
+    """The client's own api factory, answering plain JSON instead of its models.
+
+    Why: the models parse `createdAt`/`updatedAt` with dateutil, twice per object — half the run
+    time of a 25k-contact read. URLs, auth, retries and error classes stay the client's.
+    (tests/hubspot/test_client_contract.py proves the models parse every sandbox answer.)
+    """
+    api = DiscoveryBase._default_api_factory(api_client_package, api_name, config)
+    api.api_client.deserialize = _json_body
+    return api
+
+
 class SearchPacer:
     """At most `per_second` searches in any 1-second window (HubSpot's own search limit), so that
     the read does not spend its retries on 429s. Clock and sleep are injectable."""
@@ -398,7 +435,10 @@ class HubSpotExtractor:
             "retries": 0,
         }
         client = HubSpot(
-            access_token=access_token, host=host.rstrip("/"), retry=make_retry(retry_total, backoff_factor, self.stats)
+            access_token=access_token,
+            host=host.rstrip("/"),
+            retry=make_retry(retry_total, backoff_factor, self.stats),
+            api_factory=json_api_factory,
         )
         # Each attribute access on the client builds a new ApiClient (and connection pool): take them once.
         self._contacts = client.crm.contacts.basic_api
@@ -426,12 +466,12 @@ class HubSpotExtractor:
                 associations=["companies"],
                 archived=False,
             )
-            for obj in page.results or []:
-                assoc = (getattr(obj, "associations", None) or {}).get("companies")
-                pairs = [(str(a.id), str(a.type)) for a in (getattr(assoc, "results", None) or [])]
+            for obj in page.get("results") or []:
+                assoc = (obj.get("associations") or {}).get("companies") or {}
+                pairs = [(str(a["id"]), str(a["type"])) for a in assoc.get("results") or []]
                 holder.rows.append(_Row(self._values(obj), primary_from_v3(pairs)))
                 self._queue_company(holder, holder.rows[-1].primary)
-            after = next_after(page.paging)
+            after = next_after(page.get("paging"))
             yield from self._drain(holder, final=after is None)
             if after is None:
                 return
@@ -447,14 +487,14 @@ class HubSpotExtractor:
             self._pacer.wait()
             page = self._call("search", self._search.do_search, cursor.body(SEARCH_LIMIT, CONTACT_PROPERTIES))
             seen: list[tuple[int, int]] = []
-            for obj in page.results or []:
+            for obj in page.get("results") or []:
                 values = self._values(obj)
-                cid = int(str(obj.id))
-                seen.append((cid, iso_to_ms(str(values["lastmodifieddate"]))))
-                if cursor.is_fresh(cid):
+                cid, ms = int(str(obj["id"])), iso_to_ms(str(values["lastmodifieddate"]))
+                seen.append((cid, ms))
+                if cursor.is_fresh(cid, ms):
                     holder.rows.append(_Row(values))
-                    holder.pending_assoc.append(str(obj.id))
-            cursor = cursor.advance(seen, next_after(page.paging), SEARCH_LIMIT)
+                    holder.pending_assoc.append(str(obj["id"]))
+            cursor = cursor.advance(seen, next_after(page.get("paging")) is not None)
             yield from self._drain(holder, final=False)
         holder.archived_ids.extend(self._archived_since(since_ms, inclusive))
         yield from self._drain(holder, final=True)
@@ -465,11 +505,14 @@ class HubSpotExtractor:
         self._company_cache.clear()  # "each company read once per run"
         self._rows_out = 0
 
-    def _call(self, kind: str, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """One API call: counted, and its failure turned into an error named by what to do."""
+    def _call(self, kind: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """One API call: counted, its JSON body back, its failure turned into an error named by what to do."""
         self.stats[kind] += 1
         try:
-            return fn(*args, **kwargs)
+            body = fn(*args, **kwargs)
+            if not isinstance(body, dict):
+                raise HubSpotApiError(f"HubSpot answered {kind} with an unexpected body.")
+            return body
         except (ContactsApiException, CompaniesApiException, AssocApiException) as exc:
             status = int(getattr(exc, "status", 0) or 0)
             if status in (401, 403):
@@ -485,9 +528,9 @@ class HubSpotExtractor:
 
     @staticmethod
     def _values(obj: Any) -> dict[str, str | None]:
-        props = obj.properties or {}
+        props = obj.get("properties") or {}
         values = {name: _text(props.get(name)) for name in CONTACT_PROPERTIES}
-        values["hs_object_id"] = values["hs_object_id"] or str(obj.id)
+        values["hs_object_id"] = values["hs_object_id"] or str(obj["id"])
         return values
 
     def _queue_company(self, holder: _Holder, primary: object) -> None:
@@ -535,11 +578,12 @@ class HubSpotExtractor:
         resp = self._call(
             "assoc_batch", self._assoc.get_page, "contacts", "companies", {"inputs": [{"id": c} for c in contact_ids]}
         )
-        for result in resp.results or []:
+        for result in resp.get("results") or []:
             to = [
-                (str(t.to_object_id), [int(a.type_id) for a in (t.association_types or [])]) for t in (result.to or [])
+                (str(t["toObjectId"]), [int(a["typeId"]) for a in t.get("associationTypes") or []])
+                for t in result.get("to") or []
             ]
-            out[str(result._from.id)] = primary_from_v4(to)
+            out[str(result["from"]["id"])] = primary_from_v4(to)
         return out  # ids in `errors` (NO_ASSOCIATIONS_FOUND) stay None: no company
 
     def _read_companies(self, company_ids: list[str]) -> None:
@@ -551,9 +595,9 @@ class HubSpotExtractor:
         )
         for cid in company_ids:
             self._company_cache[cid] = None
-        for co in resp.results or []:
-            props = co.properties or {}
-            self._company_cache[str(co.id)] = (_text(props.get("name")), _text(props.get("domain")))
+        for co in resp.get("results") or []:
+            props = co.get("properties") or {}
+            self._company_cache[str(co["id"])] = (_text(props.get("name")), _text(props.get("domain")))
 
     def _archived_since(self, since_ms: int, inclusive: bool) -> list[str]:
         """Contacts archived since `since` (search never returns archived ones): the archived listing."""
@@ -568,12 +612,12 @@ class HubSpotExtractor:
                 properties=["hs_object_id"],
                 archived=True,
             )
-            for obj in page.results or []:
-                at = getattr(obj, "archived_at", None)
-                ms = datetime_to_ms(at) if isinstance(at, datetime) else None
+            for obj in page.get("results") or []:
+                at = obj.get("archivedAt")
+                ms = iso_to_ms(at) if isinstance(at, str) else None
                 if ms is None or ms > since_ms or (inclusive and ms == since_ms):
-                    found.append(str(obj.id))
-            after = next_after(page.paging)
+                    found.append(str(obj["id"]))
+            after = next_after(page.get("paging"))
             if after is None:
                 return found
 

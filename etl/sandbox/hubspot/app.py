@@ -59,6 +59,7 @@ class Config:
     search_per_s: int = 5  # the search endpoints' own per-token limit; 0 = unlimited
     latency_ms: int = 0
     retry_after_s: int = 1  # Retry-After sent with fault 429/503s (whole seconds, as HTTP wants)
+    shuffle_ties: int = 0  # 1: search results tied on every sort key change order between requests
 
 
 @dataclass
@@ -305,7 +306,7 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
 
     async def search(request: Request) -> Response:
         body = await request.json()
-        return _answer(lambda: store.search_contacts(body))
+        return _answer(lambda: store.search_contacts(body, shuffle_ties=bool(sb.config.shuffle_ties)))
 
     async def companies_read(request: Request) -> Response:
         body = await request.json()

@@ -105,7 +105,7 @@ def generate_contacts(
         primary: int | None = None
         r_co = rng.random()
         if company_ids and r_co >= 0.15:  # 15% without any company
-            k = 1 if r_co < 0.75 else rng.randint(2, 3)
+            k = min(len(company_ids), 1 if r_co < 0.75 else rng.randint(2, 3))
             companies = [rng.choice(company_ids)]
             while len(companies) < k:
                 extra = rng.choice(company_ids)

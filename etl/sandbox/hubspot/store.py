@@ -26,6 +26,7 @@ ASSOC_BATCH_MAX = 1000
 MAX_FILTER_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS_TOTAL = 18
+MAX_IN_VALUES = 100
 
 # association type ids (HubSpot-defined, contact -> company)
 PRIMARY_TYPE_ID = 1
@@ -110,6 +111,8 @@ class HubSpotStore:
         self._last_ms = 0
         self.version = 0
         self._search_cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+        self._by_modified: list[tuple[int, int]] = []
+        self._index_version = -1
 
     def _changed(self) -> None:
         self.version += 1
@@ -229,8 +232,12 @@ class HubSpotStore:
             body["paging"] = {"next": {"after": token, "link": f"{base_url}/crm/v3/objects/contacts?after={token}"}}
         return body
 
-    def search_contacts(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """POST /crm/v3/objects/contacts/search: offset paging, capped at 10,000 results, no associations."""
+    def search_contacts(self, request: Mapping[str, Any], *, shuffle_ties: bool = False) -> dict[str, Any]:
+        """POST /crm/v3/objects/contacts/search: offset paging, capped at 10,000 results, no associations.
+
+        Records that tie on every requested sort come back in an order HubSpot does not promise;
+        `shuffle_ties` makes that order change from one request to the next.
+        """
         limit = int(request.get("limit") or 10)
         if limit < 1 or limit > SEARCH_MAX_LIMIT:
             raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be between 1 and {SEARCH_MAX_LIMIT}.")
@@ -250,11 +257,12 @@ class HubSpotStore:
         groups = request.get("filterGroups") or []
         matcher = _compile_filter_groups(groups)
         sort_keys = _compile_sorts(request.get("sorts") or [])
-        key = (repr(groups), repr(request.get("sorts") or []), self.version)
+        salt = random.getrandbits(32) if shuffle_ties else 0
+        key = (repr(groups), repr(request.get("sorts") or []), self.version, salt)
         ids = self._search_cache.get(key)
         if ids is None:
-            matched = [c for c in self.contacts.values() if not c.archived and matcher(c)]
-            matched.sort(key=lambda c: _sort_tuple(c, sort_keys))
+            matched = [c for c in self._candidates(groups) if not c.archived and matcher(c)]
+            matched.sort(key=lambda c: _sort_tuple(c, sort_keys, salt))
             ids = [c.id for c in matched]
             self._search_cache[key] = ids
             while len(self._search_cache) > 8:
@@ -266,6 +274,35 @@ class HubSpotStore:
         if end < len(ids):  # HubSpot offers "after": "10000" too — and then refuses it
             body["paging"] = {"next": {"after": str(end)}}
         return body
+
+    def _candidates(self, groups: Sequence[Mapping[str, Any]]) -> Iterable[Contact]:
+        """Contacts that may match: narrowed by a lastmodifieddate index when every filter group bounds
+        that property (what incremental readers send), so 25k-contact searches stay cheap."""
+        if not groups:
+            return self.contacts.values()
+        if self._index_version != self.version:
+            self._by_modified = sorted((c.modified_ms, c.id) for c in self.contacts.values())
+            self._index_version = self.version
+        spans: list[tuple[int, int]] = []
+        for g in groups:
+            lo, hi = -(2**63), 2**63
+            for f in g.get("filters") or []:
+                if f.get("propertyName") != "lastmodifieddate" or f.get("value") is None:
+                    continue
+                op, v = str(f.get("operator", "")).upper(), parse_ms(str(f["value"]))
+                if op in ("GT", "GTE", "EQ"):
+                    lo = max(lo, v + 1 if op == "GT" else v)
+                if op in ("LT", "LTE", "EQ"):
+                    hi = min(hi, v - 1 if op == "LT" else v)
+            if lo == -(2**63) and hi == 2**63:
+                return self.contacts.values()  # this group is not bounded in time: scan everything
+            spans.append((lo, hi))
+        ids: set[int] = set()
+        for lo, hi in spans:
+            start = bisect.bisect_left(self._by_modified, (lo, -1))
+            end = bisect.bisect_right(self._by_modified, (hi, 2**63))
+            ids.update(cid for _, cid in self._by_modified[start:end])
+        return [self.contacts[i] for i in ids]
 
     def read_companies(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/companies/batch/read: 200, or 207 naming the ids not found."""
@@ -584,7 +621,10 @@ def _compile_filter(f: Mapping[str, Any]) -> Callable[[Contact], bool]:
     if op == "NOT_HAS_PROPERTY":
         return lambda c: _value_of(c, prop) is None
     if op in ("IN", "NOT_IN"):
-        values = {_typed(prop, v) for v in f.get("values") or []}
+        raw_values = f.get("values") or []
+        if len(raw_values) > MAX_IN_VALUES:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"{op} accepts at most {MAX_IN_VALUES} values.")
+        values = {_typed(prop, v) for v in raw_values}
         if op == "IN":
             return lambda c: _value_of(c, prop) in values
         return lambda c: _value_of(c, prop) not in values
@@ -643,13 +683,13 @@ def _compile_sorts(sorts: Sequence[Any]) -> list[tuple[str, bool]]:
     return keys
 
 
-def _scramble(i: int) -> int:
+def _scramble(i: int, salt: int = 0) -> int:
     # Ties beyond the requested sorts come back in no particular order (HubSpot promises none),
     # so an extractor that relies on ids being ordered within a timestamp is caught here.
-    return (i * 2654435761) % 4294967296
+    return ((i ^ salt) * 2654435761) % 4294967296
 
 
-def _sort_tuple(c: Contact, keys: Sequence[tuple[str, bool]]) -> tuple[Any, ...]:
+def _sort_tuple(c: Contact, keys: Sequence[tuple[str, bool]], salt: int = 0) -> tuple[Any, ...]:
     out: list[Any] = []
     for prop, desc in keys:
         v = _value_of(c, prop)
@@ -661,7 +701,7 @@ def _sort_tuple(c: Contact, keys: Sequence[tuple[str, bool]]) -> tuple[Any, ...]
             out.append((0, _Desc(v) if desc else v))
     if not keys:
         return (c.id,)
-    out.append(_scramble(c.id))
+    out.append(_scramble(c.id, salt))
     return tuple(out)
 
 

@@ -1,0 +1,182 @@
+"""HubSpotExtractor against the sandbox over real HTTP: the frames it produces, the requests it
+spends, and how it survives rate limits, faults and bad credentials. Outcomes, not mocks."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from etl.errors import CredentialsRejected, TargetUnreachable
+from etl.extract.hubspot import FRAME_SCHEMA, HubSpotBatch, HubSpotExtractor, iso_to_ms
+from etl.sandbox.server import free_port
+from tests.hubspot.conftest import HSSandbox, company_floor, expected_frame
+
+
+def concat(batches: list[HubSpotBatch]) -> pl.DataFrame:
+    frames = [b.frame for b in batches]
+    return pl.concat(frames) if frames else pl.DataFrame(schema=FRAME_SCHEMA)
+
+
+def high_water(state: dict[str, object]) -> datetime:
+    stamps = [iso_to_ms(c["properties"]["lastmodifieddate"]) for c in state["contacts"]]  # type: ignore[attr-defined,index]
+    return datetime.fromtimestamp(max(stamps) / 1000, UTC)
+
+
+def test_full_read_of_adversarial_contacts_is_exact_and_at_the_request_floor(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    summary = hs_sandbox.seed(3_000, seed=11)
+    # the data really is adversarial
+    for quirk in ("without_email", "duplicate_emails", "dot_lastname", "primary_company_deleted", "without_company"):
+        assert summary[quirk] > 0, quirk
+    state = hs_sandbox.state()
+    ex = hs_sandbox.extractor()
+
+    batches = list(ex.full())
+    got = concat(batches)
+
+    assert got["_row"].to_list() == list(range(1, 3_001))
+    assert_frame_equal(got.drop("_row"), expected_frame(state))
+    statuses = dict(got.group_by("company_status").len().iter_rows())
+    assert set(statuses) == {"ok", "none", "deleted"}  # a deleted company does not fail the run
+    # seed bug #5: the contact's own `company` property never leaks into company_name
+    typed = {c["id"] for c in state["contacts"] if (c["properties"].get("company") or "").endswith("(typed by hand)")}
+    assert not got.filter(pl.col("hs_object_id").is_in(list(typed)))["company_name"].str.contains("typed by hand").any()
+
+    assert ex.stats["contacts_page"] == math.ceil(3_000 / 100)
+    assert ex.stats["companies_batch"] == company_floor(state)  # each company read once, 100 at a time
+    assert ex.stats["search"] == ex.stats["assoc_batch"] == ex.stats["retries"] == 0
+    requests = hs_sandbox.stats()["requests"]
+    assert sum(requests["contacts_page"].values()) == ex.stats["contacts_page"]
+    assert sum(requests["companies_batch_read"].values()) == ex.stats["companies_batch"]
+    assert requests["companies_batch_read"].get("207", 0) >= 1  # deleted companies answered as multi-status
+    assert batches[-1].max_modified == max(got["lastmodifieddate"].to_list(), key=iso_to_ms)
+
+
+def test_full_read_skips_archived_contacts_and_an_empty_portal(hs_sandbox: HSSandbox) -> None:
+    assert concat(list(hs_sandbox.extractor().full())).height == 0
+    hs_sandbox.seed(250, seed=3)
+    archived = hs_sandbox.admin("POST", "archive", {"ids": ["151", "200", "399"]})["ids"]
+    got = concat(list(hs_sandbox.extractor().full()))
+    assert got.height == 250 - len(archived)
+    assert not set(archived) & set(got["hs_object_id"].to_list())
+
+
+def test_changed_since_returns_exactly_the_touched_contacts(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(2_000, seed=5)
+    since = high_water(hs_sandbox.state())
+    touched = hs_sandbox.touch(n=50, seed=9)
+    hs_sandbox.admin("POST", "archive", {"ids": [touched[0], "151"]})  # archived: counted, not in the frame
+    state = hs_sandbox.state()
+    ex = hs_sandbox.extractor()
+
+    batches = list(ex.changed_since(since, inclusive=False))
+    got = concat(batches)
+
+    live = set(touched) - {touched[0]}
+    assert sorted(got["hs_object_id"].to_list()) == sorted(live)
+    expected = expected_frame(state, ids=live)
+    assert_frame_equal(got.drop("_row"), expected, check_row_order=False)
+    assert sum(b.archived for b in batches) == 2
+    assert {i for b in batches for i in b.archived_ids} == {touched[0], "151"}
+    # oldest change first: the high-water mark only moves forward
+    stamps = [iso_to_ms(s) for s in got["lastmodifieddate"].to_list()]
+    assert stamps == sorted(stamps)
+    assert ex.stats["search"] == 1 and ex.stats["assoc_batch"] == 1
+    assert ex.stats["companies_batch"] == company_floor(state, live)
+    assert ex.stats["contacts_page"] == 0
+
+
+def test_more_than_10k_changes_in_shared_timestamps_read_exactly_once(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.config(shuffle_ties=1)  # ties come back in a different order on every request
+    hs_sandbox.seed(25_000, seed=21)
+    since = high_water(hs_sandbox.state())
+    # 13,000 changed in one millisecond (past the cap by itself), the rest in groups of 400
+    big = hs_sandbox.touch(n=13_000, seed=1, group=13_000, change=False)
+    rest = hs_sandbox.touch(ids=[str(i) for i in range(151, 25_151) if str(i) not in set(big)], seed=2, group=400)
+    assert len(big) + len(rest) == 25_000
+    ex = hs_sandbox.extractor()
+
+    got = concat(list(ex.changed_since(since, inclusive=False)))
+
+    ids = got["hs_object_id"].to_list()
+    assert len(ids) == len(set(ids)) == 25_000  # no miss, no double
+    assert got["_row"].to_list() == list(range(1, 25_001))
+    stamps = [iso_to_ms(s) for s in got["lastmodifieddate"].to_list()]
+    assert stamps == sorted(stamps)
+    search = hs_sandbox.stats()["requests"]["contacts_search"]
+    assert set(search) == {"200"}  # never paged into the 400 past 10,000
+    assert ex.stats["search"] <= 25_000 // 200 + 10
+    assert ex.stats["assoc_batch"] == 25
+    assert ex.stats["companies_batch"] == company_floor(hs_sandbox.state())
+
+
+def test_429_storms_on_search_and_batch_endpoints_are_survived_honouring_retry_after(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(600, seed=8)
+    since = high_water(hs_sandbox.state())
+    touched = hs_sandbox.touch(n=300, seed=4)
+    hs_sandbox.fault("429", next=2, route="contacts_search")
+    hs_sandbox.fault("429", next=1, route="assoc_batch_read")
+    hs_sandbox.fault("429", next=2, route="companies_batch_read")
+    ex = hs_sandbox.extractor()
+
+    got = concat(list(ex.changed_since(since, inclusive=False)))
+
+    assert sorted(got["hs_object_id"].to_list()) == sorted(touched)
+    stats = hs_sandbox.stats()
+    assert stats["faults_fired"] == {"429": 5}
+    assert stats["retry_after_violations"] == 0  # every retry waited the Retry-After it was given
+    assert ex.stats["retries"] == 5
+
+
+def test_5xx_and_dropped_connections_on_reads_are_retried(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(450, seed=6)
+    state = hs_sandbox.state()
+    hs_sandbox.fault("500", next=2, route="contacts_page")
+    hs_sandbox.fault("drop", next=1, route="contacts_page")
+    hs_sandbox.fault("502", next=1, route="companies_batch_read")
+    ex = hs_sandbox.extractor()
+
+    got = concat(list(ex.full()))
+
+    assert_frame_equal(got.drop("_row"), expected_frame(state))
+    assert ex.stats["retries"] == 4
+    assert ex.stats["contacts_page"] == 5  # retries happen under one logical request
+
+
+def test_search_pacing_stays_under_the_per_second_search_limit(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.config(search_per_s=5)  # HubSpot's search limit, on
+    hs_sandbox.seed(1_500, seed=2)
+    since = high_water(hs_sandbox.state())
+    hs_sandbox.touch(n=1_400, seed=3, group=1)
+    ex = hs_sandbox.extractor(search_per_second=4)
+    got = concat(list(ex.changed_since(since, inclusive=False)))
+    assert got.height == 1_400
+    assert set(hs_sandbox.stats()["requests"]["contacts_search"]) == {"200"}  # not one 429
+
+
+def test_wrong_token_raises_credentials_rejected_without_the_token(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(10)
+    token = "pat-na1-00000000-dead-beef-0000-000000000000"
+    with pytest.raises(CredentialsRejected) as info:
+        list(hs_sandbox.extractor(token=token).full())
+    assert token not in str(info.value)
+    with pytest.raises(CredentialsRejected):
+        list(hs_sandbox.extractor(token=token).changed_since(datetime(2024, 1, 1, tzinfo=UTC)))
+
+
+def test_persistent_5xx_and_a_dead_host_raise_target_unreachable(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(10)
+    hs_sandbox.fault("500", probability=1.0, route="contacts_page")
+    with pytest.raises(TargetUnreachable):
+        list(hs_sandbox.extractor(retry_total=2).full())
+    dead = HubSpotExtractor("pat-x", host=f"http://127.0.0.1:{free_port()}", retry_total=1, backoff_factor=0.01)
+    with pytest.raises(TargetUnreachable):
+        list(dead.full())
