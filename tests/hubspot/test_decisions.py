@@ -3,6 +3,7 @@ the last, what to batch-read now, and the search cursor that reads past the 10,0
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -120,6 +121,7 @@ class FakeSearch:
 
     def __init__(self, contacts: Mapping[int, int], cap: int, rng: random.Random) -> None:
         self.contacts = contacts
+        self.by_ms = sorted((ms, cid) for cid, ms in contacts.items())
         self.cap = cap
         self.rng = rng
         self.calls = 0
@@ -138,9 +140,14 @@ class FakeSearch:
             v = int(f["value"])
             return bool({"EQ": x == v, "GT": x > v, "GTE": x >= v}[f["operator"]])
 
+        def lower(f: Mapping[str, Any]) -> int:
+            return int(f["value"]) + (f["operator"] == "GT")
+
+        # every group bounds lastmodifieddate from below: start scanning there (only to keep this fast)
+        lo = min(lower(g["filters"][0]) for g in body["filterGroups"])
         hits = [
             (cid, ms)
-            for cid, ms in self.contacts.items()
+            for ms, cid in self.by_ms[bisect.bisect_left(self.by_ms, (lo, -1)) :]
             if any(all(ok(cid, ms, f) for f in g["filters"]) for g in body["filterGroups"])
         ]
         key = body["sorts"][0]["propertyName"]

@@ -7,9 +7,9 @@ carrying HubSpot's error shape. No HTTP here: `app.py` is the thin layer on top.
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,13 +110,11 @@ class HubSpotStore:
         self.next_company_id = 7_100_000_001
         self._last_ms = 0
         self.version = 0
-        self._search_cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
         self._by_modified: list[tuple[int, int]] = []
         self._index_version = -1
 
     def _changed(self) -> None:
         self.version += 1
-        self._search_cache.clear()
 
     def tick(self) -> int:
         """Now, in ms, strictly after every timestamp handed out before (HubSpot's clock never repeats
@@ -255,54 +253,68 @@ class HubSpotStore:
                 "results; narrow the query (for example by a date range) instead of paging further.",
             )
         groups = request.get("filterGroups") or []
-        matcher = _compile_filter_groups(groups)
+        matcher = _compile_filter_groups(groups)  # validates, and serves the unindexed path
         sort_keys = _compile_sorts(request.get("sorts") or [])
         salt = random.getrandbits(32) if shuffle_ties else 0
-        key = (repr(groups), repr(request.get("sorts") or []), self.version, salt)
-        ids = self._search_cache.get(key)
-        if ids is None:
-            matched = [c for c in self._candidates(groups) if not c.archived and matcher(c)]
-            matched.sort(key=lambda c: _sort_tuple(c, sort_keys, salt))
-            ids = [c.id for c in matched]
-            self._search_cache[key] = ids
-            while len(self._search_cache) > 8:
-                self._search_cache.popitem(last=False)
+        ids, total = self._search_ids(groups, matcher, sort_keys, salt, min(after + limit, SEARCH_CAP) + 1)
         end = min(after + limit, SEARCH_CAP)
         props = request.get("properties") or []
         results = [self._render_contact(self.contacts[i], props, with_assoc=False) for i in ids[after:end]]
-        body: dict[str, Any] = {"total": len(ids), "results": results}
-        if end < len(ids):  # HubSpot offers "after": "10000" too — and then refuses it
+        body: dict[str, Any] = {"total": total, "results": results}
+        if end < total:  # HubSpot offers "after": "10000" too — and then refuses it
             body["paging"] = {"next": {"after": str(end)}}
         return body
 
-    def _candidates(self, groups: Sequence[Mapping[str, Any]]) -> Iterable[Contact]:
-        """Contacts that may match: narrowed by a lastmodifieddate index when every filter group bounds
-        that property (what incremental readers send), so 25k-contact searches stay cheap."""
-        if not groups:
-            return self.contacts.values()
+    def _search_ids(
+        self,
+        groups: Sequence[Mapping[str, Any]],
+        matcher: Callable[[Contact], bool],
+        sort_keys: Sequence[tuple[str, bool]],
+        salt: int,
+        need: int,
+    ) -> tuple[list[int], int]:
+        """(at least the first `need` matching ids in sort order, how many match).
+
+        When every filter group bounds lastmodifieddate (what incremental readers send) the matches
+        come from a time index and, sorted by lastmodifieddate ascending, only the first `need` are
+        ordered — so 25k-contact incremental reads stay cheap.
+        """
+        plans = _time_plans(groups)
+        if plans is None:
+            matched = [c for c in self.contacts.values() if not c.archived and matcher(c)]
+            matched.sort(key=lambda c: _sort_tuple(c, sort_keys, salt))
+            return [c.id for c in matched], len(matched)
         if self._index_version != self.version:
-            self._by_modified = sorted((c.modified_ms, c.id) for c in self.contacts.values())
+            self._by_modified = sorted((c.modified_ms, c.id) for c in self.contacts.values() if not c.archived)
             self._index_version = self.version
-        spans: list[tuple[int, int]] = []
-        for g in groups:
-            lo, hi = -(2**63), 2**63
-            for f in g.get("filters") or []:
-                if f.get("propertyName") != "lastmodifieddate" or f.get("value") is None:
-                    continue
-                op, v = str(f.get("operator", "")).upper(), parse_ms(str(f["value"]))
-                if op in ("GT", "GTE", "EQ"):
-                    lo = max(lo, v + 1 if op == "GT" else v)
-                if op in ("LT", "LTE", "EQ"):
-                    hi = min(hi, v - 1 if op == "LT" else v)
-            if lo == -(2**63) and hi == 2**63:
-                return self.contacts.values()  # this group is not bounded in time: scan everything
-            spans.append((lo, hi))
-        ids: set[int] = set()
-        for lo, hi in spans:
-            start = bisect.bisect_left(self._by_modified, (lo, -1))
-            end = bisect.bisect_right(self._by_modified, (hi, 2**63))
-            ids.update(cid for _, cid in self._by_modified[start:end])
-        return [self.contacts[i] for i in ids]
+        index = self._by_modified
+        hits: set[int] = set()
+        for lo, hi, rest in plans:
+            span = index[bisect.bisect_left(index, (lo, -1)) : bisect.bisect_right(index, (hi, 2**63))]
+            if rest:
+                hits.update(cid for _, cid in span if all(f(self.contacts[cid]) for f in rest))
+            else:
+                hits.update(cid for _, cid in span)
+        if list(sort_keys) == [("hs_object_id", False)]:  # unique key: no ties to order
+            return heapq.nsmallest(need, hits), len(hits)
+        if list(sort_keys) != [("lastmodifieddate", False)]:
+            ordered = sorted((self.contacts[i] for i in hits), key=lambda c: _sort_tuple(c, sort_keys, salt))
+            return [c.id for c in ordered], len(hits)
+        out: list[int] = []
+        start = bisect.bisect_left(index, (min(p[0] for p in plans), -1))
+        group: list[int] = []
+        group_ms: int | None = None
+        for ms, cid in index[start:]:
+            if ms != group_ms:
+                out.extend(sorted(group, key=lambda i: _scramble(i, salt)))
+                group, group_ms = [], ms
+                if len(out) >= need:
+                    break
+            if cid in hits:
+                group.append(cid)
+        else:
+            out.extend(sorted(group, key=lambda i: _scramble(i, salt)))
+        return out, len(hits)
 
     def read_companies(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/companies/batch/read: 200, or 207 naming the ids not found."""
@@ -650,6 +662,36 @@ def _compile_filter(f: Mapping[str, Any]) -> Callable[[Contact], bool]:
     if op == "NEQ":
         return lambda c: test(_value_of(c, prop))
     return lambda c: (x := _value_of(c, prop)) is not None and test(x)
+
+
+_TIME_OPS = frozenset({"GT", "GTE", "EQ", "LT", "LTE", "BETWEEN"})
+
+
+def _time_plans(groups: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, list[Callable[[Contact], bool]]]] | None:
+    """Per filter group: its lastmodifieddate bounds and its other filters; None if a group is unbounded."""
+    if not groups:
+        return None
+    plans = []
+    for g in groups:
+        lo, hi, bounded = -(2**62), 2**62, False
+        rest: list[Callable[[Contact], bool]] = []
+        for f in g.get("filters") or []:
+            op = str(f.get("operator", "EQ")).upper()
+            if f.get("propertyName") != "lastmodifieddate" or op not in _TIME_OPS or f.get("value") is None:
+                rest.append(_compile_filter(f))
+                continue
+            v = parse_ms(str(f["value"]))
+            bounded = True
+            if op in ("GT", "GTE", "EQ", "BETWEEN"):
+                lo = max(lo, v + 1 if op == "GT" else v)
+            if op in ("LT", "LTE", "EQ"):
+                hi = min(hi, v - 1 if op == "LT" else v)
+            if op == "BETWEEN":
+                hi = min(hi, parse_ms(str(f.get("highValue"))))
+        if not bounded:
+            return None
+        plans.append((lo, hi, rest))
+    return plans
 
 
 def _compile_filter_groups(groups: Sequence[Mapping[str, Any]]) -> Callable[[Contact], bool]:
