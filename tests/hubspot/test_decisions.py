@@ -141,7 +141,7 @@ class FakeSearch:
             return bool({"EQ": x == v, "GT": x > v, "GTE": x >= v}[f["operator"]])
 
         def lower(f: Mapping[str, Any]) -> int:
-            return int(f["value"]) + (f["operator"] == "GT")
+            return int(f["value"]) + (1 if f["operator"] == "GT" else 0)
 
         # every group bounds lastmodifieddate from below: start scanning there (only to keep this fast)
         lo = min(lower(g["filters"][0]) for g in body["filterGroups"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import pytest
@@ -21,8 +22,9 @@ def concat(batches: list[HubSpotBatch]) -> pl.DataFrame:
     return pl.concat(frames) if frames else pl.DataFrame(schema=FRAME_SCHEMA)
 
 
-def high_water(state: dict[str, object]) -> datetime:
-    stamps = [iso_to_ms(c["properties"]["lastmodifieddate"]) for c in state["contacts"]]  # type: ignore[attr-defined,index]
+def high_water(state: dict[str, Any]) -> datetime:
+    """The newest lastmodifieddate in the portal: what a previous run would have stored."""
+    stamps = [iso_to_ms(c["properties"]["lastmodifieddate"]) for c in state["contacts"]]
     return datetime.fromtimestamp(max(stamps) / 1000, UTC)
 
 
