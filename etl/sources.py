@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import polars as pl
 
 from etl.pipeline import SourceBatch
 
@@ -25,3 +29,39 @@ class CsvFileSource:
     def batches(self) -> Iterator[SourceBatch]:
         for batch in self._csv.batches(self.batch_rows):
             yield SourceBatch(batch.frame, batch.rejects)
+
+
+@dataclass
+class HubSpotSource:
+    """HubSpot contacts (full, or changed since a high-water mark) with their primary company."""
+
+    access_token: str
+    host: str
+    since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        from etl.extract.hubspot import HubSpotExtractor
+
+        self.extractor = HubSpotExtractor(self.access_token, host=self.host)
+        self.name = "hubspot" if self.since is None else "hubspot:incremental"
+
+    def batches(self) -> Iterator[SourceBatch]:
+        it = self.extractor.full() if self.since is None else self.extractor.changed_since(self.since)
+        for batch in it:
+            status = batch.frame.get_column("company_status") if batch.frame.height else None
+            info: dict[str, Any] = {
+                "archived": batch.archived,
+                "company_deleted": int((status == "deleted").sum()) if status is not None else 0,
+                "no_company": int((status == "none").sum()) if status is not None else 0,
+            }
+            if batch.max_modified:
+                info["max_modified"] = batch.max_modified
+            yield SourceBatch(batch.frame, _no_rejects(batch.frame), info)
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return dict(self.extractor.stats)
+
+
+def _no_rejects(frame: pl.DataFrame) -> pl.DataFrame:
+    return pl.DataFrame(schema={"_row": pl.Int64, "_reason": pl.String, "_rule": pl.String})

@@ -75,7 +75,7 @@ def test_refused_credentials_and_unreachable_target_exit_3(lg_sandbox, tmp_path:
 def test_successful_run_reports_and_leaks_no_secret(lg_sandbox, tmp_path: Path) -> None:
     env = env_for(lg_sandbox.base_url, tmp_path, LEADGENIUS_API_KEY=lg_sandbox.tenant.api_key,
                   LEADGENIUS_USER_ID=lg_sandbox.tenant.user_id, LEADGENIUS_ETL_LOG_LEVEL="DEBUG")
-    rows = people(25) + [{"firstName": "x", "lastName": "y", "email": "broken"}]
+    rows = [*people(25), {"firstName": "x", "lastName": "y", "email": "broken"}]
     src = write_csv(tmp_path / "in.csv", rows)
     proc = cli("import", "csv", str(src), "--client", "Acme Corp", "--report", str(tmp_path / "r.json"),
                "--rejects", str(tmp_path / "rej.csv"), "--report-html", str(tmp_path / "r.html"), env=env)

@@ -1,0 +1,184 @@
+"""Scheduled jobs: a TOML job file, one lock per job, and the HubSpot high-water mark.
+
+Public API for orchestrators (cron, systemd, Dagster, Prefect, Airflow):
+
+    from etl.jobs import JobSpec, run_job
+    report = run_job(JobSpec.load("jobs/hubspot-acme.toml"))   # RunReport; report.exit_code
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+from etl.config import Settings, check_url
+from etl.errors import ConfigError, UsageError
+from etl.pipeline import ImportOptions, Progress, run_import
+from etl.report import RunReport, write_json_atomic
+from etl.slug import slugify
+from etl.state import Ledger, job_lock
+
+MARK = "hubspot.lastmodifieddate"
+JOB_KEYS = {
+    "name", "source", "path", "client", "mode", "mapping", "rate", "concurrency", "report", "rejects",
+    "strict", "full", "since", "base_url", "hubspot_base_url", "dry_run",
+}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job file says. Relative paths are relative to the job file."""
+
+    name: str
+    source: Literal["csv", "hubspot"]
+    client: str
+    mode: Literal["insert", "upsert"] = "insert"
+    path: Path | None = None
+    mapping: Path | None = None
+    rate: float | None = None
+    concurrency: int = 8
+    report: Path | None = None
+    rejects: Path | None = None
+    strict: bool = False
+    full: bool = False
+    since: str | None = None
+    base_url: str | None = None
+    hubspot_base_url: str | None = None
+    dry_run: bool = False
+
+    @classmethod
+    def load(cls, path: str | Path) -> JobSpec:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"job file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
+        body = raw.get("job", raw)
+        if not isinstance(body, dict):
+            raise ConfigError(f"job file {path}: [job] must be a table")
+        unknown = sorted(set(body) - JOB_KEYS)
+        if unknown:
+            known = ", ".join(sorted(JOB_KEYS))
+            raise ConfigError(f"job file {path}: unknown key(s) {', '.join(unknown)}; known: {known}")
+        for key in ("source", "client"):
+            if not body.get(key):
+                raise ConfigError(f"job file {path}: `{key}` is required")
+        if body["source"] not in ("csv", "hubspot"):
+            raise ConfigError(f"job file {path}: source must be \"csv\" or \"hubspot\", not {body['source']!r}")
+        if body.get("mode", "insert") not in ("insert", "upsert"):
+            raise ConfigError(f"job file {path}: mode must be insert or upsert")
+        if body["source"] == "csv" and not body.get("path"):
+            raise ConfigError(f"job file {path}: a csv job needs `path`")
+
+        def rel(value: Any) -> Path | None:
+            return None if not value else (path.parent / str(value)).resolve()
+
+        try:
+            return cls(
+                name=str(body.get("name") or path.stem),
+                source=body["source"],
+                client=str(body["client"]),
+                mode=body.get("mode", "insert"),
+                path=rel(body.get("path")),
+                mapping=rel(body.get("mapping")),
+                rate=float(body["rate"]) if body.get("rate") else None,
+                concurrency=int(body.get("concurrency", 8)),
+                report=rel(body.get("report")),
+                rejects=rel(body.get("rejects")),
+                strict=bool(body.get("strict", False)),
+                full=bool(body.get("full", False)),
+                since=str(body["since"]) if body.get("since") else None,
+                base_url=body.get("base_url"),
+                hubspot_base_url=body.get("hubspot_base_url"),
+                dry_run=bool(body.get("dry_run", False)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"job file {path}: {exc}") from None
+
+
+def parse_since(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--since {value!r} is not an ISO 8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def hubspot_job_name(client: str) -> str:
+    return f"hubspot:{slugify(client) or client}"
+
+
+async def import_hubspot(
+    settings: Settings,
+    options: ImportOptions,
+    *,
+    job: str,
+    full: bool = False,
+    since: datetime | None = None,
+    mapping: Any = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """HubSpot -> LeadGenius. Reads only what changed since the job's mark unless `full`/`since`;
+    the mark advances only when every changed lead is confirmed in the target (exit code 0)."""
+    from etl.mapping import Mapping
+    from etl.sources import HubSpotSource
+
+    if not settings.hubspot_token:
+        raise UsageError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (a private-app token)")
+    check_url(settings.hubspot_base_url, allow_insecure_http=settings.allow_insecure_http, what="HubSpot URL")
+    ledger = Ledger(settings.state_path)
+    try:
+        stored = ledger.get_mark(job, MARK)
+        start = None if full else (since or (parse_since(stored) if stored else None))
+        source = HubSpotSource(settings.hubspot_token, settings.hubspot_base_url, since=start)
+        report = await run_import(
+            settings, source, mapping or Mapping.builtin("hubspot"), replace(options, report_path=None, job=job),
+            transport=transport, progress=progress,
+        )
+        info = report.source_info
+        info["job"] = job
+        info["mark_before"] = stored
+        info["read"] = "full" if start is None else f"changed since {start.isoformat()}"
+        info["hubspot_requests"] = source.requests
+        newest = info.get("max_modified")
+        if not options.dry_run and report.exit_code == 0 and newest and (not stored or newest > stored):
+            ledger.set_mark(job, MARK, str(newest))
+            info["mark_after"] = newest
+        else:
+            info["mark_after"] = stored
+    finally:
+        ledger.close()
+    if options.report_path:
+        write_json_atomic(options.report_path, report.to_dict())
+    return report
+
+
+def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progress | None = None) -> RunReport:
+    """Run a job once, holding its lock (a second overlapping run raises JobLocked at once)."""
+    from etl.mapping import Mapping
+    from etl.sources import CsvFileSource
+
+    settings = settings or Settings.from_env(base_url=spec.base_url, hubspot_base_url=spec.hubspot_base_url)
+    options = ImportOptions(
+        client=spec.client, mode=spec.mode, dry_run=spec.dry_run, report_path=spec.report,
+        rejects_path=spec.rejects, rate=spec.rate, concurrency=spec.concurrency, strict=spec.strict, job=spec.name,
+    )
+    with job_lock(settings.state_path, spec.name):
+        if spec.source == "hubspot":
+            mapping = Mapping.load(spec.mapping) if spec.mapping else None
+            since = parse_since(spec.since) if spec.since else None
+            return anyio.run(lambda: import_hubspot(settings, options, job=spec.name, full=spec.full, since=since,
+                                                    mapping=mapping, progress=progress))
+        assert spec.path is not None
+        source = CsvFileSource(spec.path)
+        mapping = Mapping.load(spec.mapping) if spec.mapping else Mapping.builtin("csv")
+        return anyio.run(lambda: run_import(settings, source, mapping, options, progress=progress))
