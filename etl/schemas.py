@@ -11,6 +11,12 @@
 point, so a failure here means a bug in `etl.transform` and must stop the run before any
 POST. It raises `LeadSchemaViolation` (a RuntimeError, not a user error) naming the failed
 checks. Validation runs on collected frames with `lazy=True` so all failures are reported.
+
+Speed: pandera runs each check as its own pass with its own bookkeeping (1.9 s of a 1M-row
+run). `validate_leads` first evaluates the same checks as one vectorised select over the
+frame (`payload_checks_pass`: columns, dtypes, nulls, and every per-value check, each at
+least as strict as pandera's); only when that finds a problem does pandera run, so the
+verdict and the error message are always pandera's own.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-from etl.transform.steps import BLANK_CHARS, EMAIL_PATTERN, NAME_USABLE_PATTERN
+from etl.fields import LEAD_FIELDS
+from etl.transform.steps import BLANK_CHARS, EMAIL_PATTERN, NAME_USABLE_PATTERN, ascii_columns, strip_chars_expr
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _BLANK_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in BLANK_CHARS)
@@ -119,6 +126,8 @@ def validate_leads(leads: pl.DataFrame) -> pl.DataFrame:
     Raises `LeadSchemaViolation` with the failed checks and up to 5 failing values each. The
     transforms must have moved every bad row to the rejects already (see module docstring).
     """
+    if payload_checks_pass(leads):
+        return leads
     try:
         LeadPayloadSchema.validate(leads, lazy=True)
     except SchemaErrors as exc:
@@ -126,6 +135,51 @@ def validate_leads(leads: pl.DataFrame) -> pl.DataFrame:
     except SchemaError as exc:  # pragma: no cover - lazy=True reports SchemaErrors
         raise LeadSchemaViolation(f"transform bug: leads failed the payload schema: {exc}") from exc
     return leads
+
+
+_PAYLOAD_DTYPES: dict[str, pl.DataType] = {"_row": pl.Int64(), "_key": pl.String()}
+_PAYLOAD_DTYPES.update({f: pl.String() for f in LEAD_FIELDS})
+_PAYLOAD_REQUIRED = ("client_id", "email")
+_NOT_NULL = ("_row", "_key", "client_id", "email")
+
+
+def payload_checks_pass(leads: pl.DataFrame) -> bool:
+    """True when `leads` certainly passes `LeadPayloadSchema` (one vectorised pass).
+
+    Each condition is the same as, or stricter than, the pandera check it stands for, so True
+    implies pandera would pass; False only means "let pandera decide" (tests/test_schemas.py
+    checks both agree on random frames).
+    """
+    schema = leads.schema
+    if any(name not in _PAYLOAD_DTYPES or dtype != _PAYLOAD_DTYPES[name] for name, dtype in schema.items()):
+        return False  # strict (quirk 2) and coerce=False: unknown column or wrong dtype
+    if any(name not in schema for name in _PAYLOAD_REQUIRED):
+        return False
+    if leads.height == 0:
+        return True
+    # A column of nulls passes every nullable check: only columns with values are scanned.
+    fields = [c for c in leads.columns if not c.startswith("_") and leads.get_column(c).null_count() < leads.height]
+    ascii_only = ascii_columns(leads, fields)
+    checks: list[pl.Expr] = [pl.col(c).is_not_null() for c in _NOT_NULL if c in schema]
+    if "_row" in schema:
+        checks.append(pl.col("_row") >= 1)
+    for c in fields:  # trimmed_non_empty: "" or a blank at either end fails; null passes
+        size = pl.col(c).str.len_bytes()
+        checks.append(((size > 0) & (strip_chars_expr(c, c in ascii_only).str.len_bytes() == size)).fill_null(True))
+    email = pl.col("email")
+    # email_pattern: the pattern, and lower-case (for ASCII text: no A-Z, without a lowered copy)
+    lower = ~email.str.contains("[A-Z]") if "email" in ascii_only else email == email.str.to_lowercase()
+    checks.append(email.str.contains(EMAIL_PATTERN) & lower)
+    if "_key" in schema and not leads.select((pl.col("_key") == email).all()).item():
+        checks.append(pl.col("_key").str.contains(EMAIL_PATTERN))  # key_is_email (else key == email)
+    for c in ("firstName", "lastName"):
+        if c in schema:
+            checks.append(pl.col(c).str.contains(NAME_PATTERN).fill_null(True))
+    verdicts = leads.select([check.fill_null(False).all().alias(str(i)) for i, check in enumerate(checks)]).row(0)
+    if not all(verdicts):
+        return False
+    slugs = leads.get_column("client_id").unique()  # one value in practice: check it once
+    return bool(slugs.str.contains(SLUG_PATTERN).all())
 
 
 def validate_source(frame: pl.DataFrame) -> pl.DataFrame:
