@@ -37,18 +37,28 @@ class SourceBatch:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-class Source(Protocol):
-    """A synchronous extractor (run in a worker thread). An async one may offer `abatches()` instead."""
+class SyncSource(Protocol):
+    """A synchronous extractor; the pipeline runs it in a worker thread."""
 
     name: str
 
     def batches(self) -> Iterator[SourceBatch]: ...
 
 
+class AsyncSource(Protocol):
+    """An extractor that is itself async (e.g. the LeadGenius bulk list)."""
+
+    name: str
+
+    def abatches(self) -> AsyncIterator[SourceBatch]: ...
+
+
+Source = SyncSource | AsyncSource
+
+
 async def _iterate(source: Source) -> AsyncIterator[SourceBatch]:
-    abatches = getattr(source, "abatches", None)
-    if abatches is not None:
-        async for batch in abatches():
+    if hasattr(source, "abatches"):
+        async for batch in source.abatches():
             yield batch
         return
     batches = source.batches()

@@ -73,6 +73,9 @@ def decide_exit_code(report: RunReport, *, strict: bool) -> int:
 def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # a report holds no secret: the usual file mode, not mkstemp's 0600
     with os.fdopen(fd, "w") as fh:
         fh.write(redact_text(json.dumps(data, indent=2, default=str)))
         fh.write("\n")

@@ -155,5 +155,5 @@ def import_leadgenius(
     setup_logging(quiet)
     with ProgressBar(enabled=not quiet and not dry_run) as bar:
         # An async source (abatches); pipeline.Source only types the sync form.
-        result = run_async(lambda: run_import(target, source, the_mapping, options, progress=bar))  # type: ignore[arg-type]
+        result = run_async(lambda: run_import(target, source, the_mapping, options, progress=bar))
     finish(result, quiet)

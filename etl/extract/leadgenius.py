@@ -9,7 +9,6 @@ AI fields and notes are lead fields, so they travel as they are.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -104,7 +103,6 @@ class LeadGeniusBulkSource:
             company_id = await resolve_company_id(api, self.company_id)
             self.resolved_company_id = company_id
             next_row = 1
-            pages = 0
             async for page in api.iter_bulk(
                 company_id, client_id=self.client_id, table=self.table, page_size=self.page_size
             ):
@@ -112,10 +110,7 @@ class LeadGeniusBulkSource:
                 next_row += frame.height
                 self.requests = api.stats.to_dict()
                 yield SourceBatch(frame, rejects, info={"source_pages": 1})
-                pages += 1
                 del page, frame
-                if pages % 10 == 0:
-                    gc.collect()  # pages sit in reference cycles otherwise (see etl.export.GC_EVERY_PAGES)
             self.requests = api.stats.to_dict()
 
 

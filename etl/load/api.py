@@ -6,6 +6,7 @@ Every answer goes through `classify.raise_for_response`; tenacity decides when t
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from etl.load.ratelimit import RateHeaders, RateLimiter, parse_retry_after
 from etl.log import get_logger
 
 Credential = Literal["bearer", "apikey", "none"]
+GC_EVERY_PAGES = 10
 
 
 class LeadInDoubt(ApiError):
@@ -55,14 +57,23 @@ class RetryPolicy:
             return True
         return isinstance(exc, httpx.TransportError)
 
-    def should_stop(self, state: RetryCallState) -> bool:
-        if state.attempt_number >= self.max_attempts:
-            return True
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, httpx.ConnectError):
-            return state.attempt_number >= self.max_connect_attempts
-        is_500 = isinstance(exc, RetriableApiError) and exc.status == 500
-        return is_500 and state.attempt_number >= self.max_500_attempts
+    def stopper(self) -> Callable[[RetryCallState], bool]:
+        """A stop decision for one request: it counts that request's 500s and refused connections."""
+        seen = {"500": 0, "connect": 0}
+
+        def should_stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, httpx.ConnectError):
+                seen["connect"] += 1
+            elif isinstance(exc, RetriableApiError) and exc.status == 500:
+                seen["500"] += 1
+            return (
+                state.attempt_number >= self.max_attempts
+                or seen["500"] >= self.max_500_attempts
+                or seen["connect"] >= self.max_connect_attempts
+            )
+
+        return should_stop
 
     def wait_s(self, state: RetryCallState, jitter: float) -> float:
         """Exponential backoff with full jitter; never shorter than the server's Retry-After."""
@@ -70,7 +81,7 @@ class RetryPolicy:
         backoff = min(self.max_wait_s, self.base_wait_s * 2 ** (state.attempt_number - 1)) * jitter
         retry_after = exc.retry_after if isinstance(exc, RetriableApiError) else None
         # The limiter already holds every send until Retry-After has passed; this is for other callers.
-        return max(backoff, retry_after or 0.0)
+        return float(max(backoff, retry_after or 0.0))
 
 
 @dataclass
@@ -167,7 +178,7 @@ class LeadGeniusApi:
             try:
                 async for attempt in AsyncRetrying(
                     retry=retry_if_exception(self._retriable(idempotent)),
-                    stop=self.retry.should_stop,
+                    stop=self.retry.stopper(),
                     wait=lambda s: self.retry.wait_s(s, self._jitter()),
                     sleep=self.sleep,
                     reraise=True,
@@ -274,7 +285,7 @@ class LeadGeniusApi:
     async def _post_raw_retrying(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(self.retry.should_retry),
-            stop=self.retry.should_stop,
+            stop=self.retry.stopper(),
             wait=lambda s: self.retry.wait_s(s, self._jitter()),
             sleep=self.sleep,
             reraise=True,
@@ -364,9 +375,16 @@ class LeadGeniusApi:
             query = dict(params) | ({"nextToken": pager.token} if pager.token else {})
             body = await self.request("GET", path, params=query, credential=credential)
             items = list(body.get(items_key) or [])
+            next_token = body.get("nextToken")
+            del body
             if items:
                 yield items
-            if not pager.advance(body.get("nextToken")):
+            del items
+            if pager.pages % GC_EVERY_PAGES == GC_EVERY_PAGES - 1:
+                # httpx and tenacity leave small reference cycles per request; one that holds a
+                # 5,000-lead response body lives until a full collection, which Python runs rarely.
+                gc.collect()
+            if not pager.advance(next_token):
                 return
 
 

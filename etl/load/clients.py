@@ -13,13 +13,10 @@ from etl.slug import looks_like_uuid, slugify
 def match_client(clients: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
     """Pure: by slug, then by name (case-insensitive), then by the slug of the name, then by UUID."""
     value = wanted.strip()
-    for key, norm in (
-        ("client_id", lambda s: s),
-        ("clientName", lambda s: s.casefold()),
-    ):
-        hits = [c for c in clients if c.get(key) and norm(str(c[key])) == norm(value)]
-        if hits:
-            return hits[0]
+    hits = [c for c in clients if c.get("client_id") == value]
+    hits = hits or [c for c in clients if str(c.get("clientName") or "").casefold() == value.casefold()]
+    if hits:
+        return hits[0]
     slug = slugify(value)
     hits = [c for c in clients if c.get("client_id") == slug]
     if hits:

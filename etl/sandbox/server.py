@@ -37,7 +37,7 @@ def start_in_thread(app: Any, *, host: str = "127.0.0.1", port: int | None = Non
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", backlog=4096
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn installs signal handlers only on the main thread: a server in a thread leaves them alone.
     thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

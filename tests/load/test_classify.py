@@ -58,3 +58,22 @@ def test_request_maybe_sent() -> None:
     assert not request_maybe_sent(httpx.ConnectError("refused", request=req))
     assert request_maybe_sent(httpx.ReadTimeout("slow", request=req))
     assert request_maybe_sent(httpx.RemoteProtocolError("dropped", request=req))
+
+
+def test_retry_policy_counts_only_500s_toward_their_cap() -> None:
+    from unittest.mock import Mock
+
+    from etl.load.api import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=8, max_500_attempts=2)
+    stop = policy.stopper()
+
+    def attempt(n: int, status: int) -> Mock:
+        outcome = Mock()
+        outcome.exception.return_value = RetriableApiError("x", status=status)
+        return Mock(attempt_number=n, outcome=outcome)
+
+    assert not stop(attempt(1, 429))
+    assert not stop(attempt(2, 503))
+    assert not stop(attempt(3, 500))  # the first 500
+    assert stop(attempt(4, 500))  # the second
