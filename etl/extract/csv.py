@@ -290,7 +290,31 @@ def _polars_token_pattern(sep: str) -> str:
 
 
 def _line_field_counts(text: str, sep: str) -> pl.DataFrame:
-    """Per record: number of fields and whether it is a blank line. Vectorised over lines.
+    """Per record: number of fields and whether it is a blank line. Vectorised.
+
+    Records end at a newline with an even number of `"` before it in the block; the fields of
+    a record are split by the separators with an even number of `"` before them. When the
+    block holds an even number of `"` (always, unless a stray quote made the cut give up),
+    every `"`-delimited segment is a pair: replacing each pair by one `"` removes exactly the
+    quoted separators and newlines, leaving one line per record whose separators all count
+    (one regex pass over the block instead of per-line work: ~4x faster on the benchmark).
+    A record that had quotes keeps a `"`, so it is never mistaken for a blank line.
+    """
+    if sep not in ('"', "\n") and text.count('"') % 2 == 0:
+        collapsed = pl.Series("text", [text]).str.replace_all('"[^"]*"', '"')
+        lines = collapsed.str.split("\n").explode()
+        lines = lines.slice(0, len(lines) - 1)  # text ends with "\n": drop the empty tail
+        return pl.DataFrame(
+            {
+                "nfields": lines.str.count_matches(sep, literal=True).cast(pl.Int64) + 1,
+                "blank": lines.is_in(["", "\r"]),
+            }
+        )
+    return _line_field_counts_by_line(text, sep)
+
+
+def _line_field_counts_by_line(text: str, sep: str) -> pl.DataFrame:
+    """`_line_field_counts` for any block, line by line (an odd number of quotes in the block).
 
     Lines without a quote (the vast majority) just count separators; only lines with quotes
     go through the quote-aware pass, on a filtered frame (evaluating it for every line made
