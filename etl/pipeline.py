@@ -186,8 +186,8 @@ async def run_import(
         from etl.report_html import render_html
 
         total = sum(fill_weights) or 1
-        merged = {k: sum(f.get(k, 0.0) * w for f, w in zip(fills, fill_weights, strict=True)) / total
-                  for k in {k for f in fills for k in f}}
+        fields = list(dict.fromkeys(k for f in fills for k in f))  # keep the lead-field order
+        merged = {k: sum(f.get(k, 0.0) * w for f, w in zip(fills, fill_weights, strict=True)) / total for k in fields}
         options.html_path.parent.mkdir(parents=True, exist_ok=True)
         options.html_path.write_text(
             render_html(report.to_dict(), rejects.sample(), merged, mapping.to_dict()), encoding="utf-8"

@@ -62,7 +62,7 @@ def verdict(report: dict[str, Any]) -> tuple[str, str]:
     """(css class, sentence) summarising the run for a human."""
     counts: dict[str, Any] = report.get("counts", {}) or {}
     target = report.get("target") or {}
-    rejected, valid = _int(counts.get("rejected")), _int(counts.get("valid"))
+    rejected, valid = _int(counts.get("rejected")), _int(counts.get("valid")) - _int(counts.get("duplicates"))
     failed, missing = _int(counts.get("failed")), _int(counts.get("missing"))
     dry = bool(report.get("dry_run"))
     if isinstance(target, dict) and target.get("reachable") is False:
@@ -114,7 +114,11 @@ def render_html(
 def _counts_section(report: dict[str, Any]) -> str:
     counts: dict[str, Any] = report.get("counts", {}) or {}
     keys = [k for k in _COUNT_ORDER if k in counts] + sorted(k for k in counts if k not in _COUNT_ORDER)
-    cards = "".join(f'<div class="card"><b>{_int(counts[k]):,}</b>{_e(k)}</div>' for k in keys)
+    if report.get("dry_run"):
+        # a dry run predicts; it confirms nothing
+        keys = [k for k in keys if k not in ("failed", "confirmed", "missing")]
+    label = {"created": "would create", "updated": "would update"} if report.get("dry_run") else {}
+    cards = "".join(f'<div class="card"><b>{_int(counts[k]):,}</b>{_e(label.get(k, k))}</div>' for k in keys)
     target = report.get("target")
     extra = ""
     if isinstance(target, dict):
