@@ -23,6 +23,7 @@ from etl.cli.common import (
 )
 from etl.errors import UsageError
 from etl.report import write_json_atomic
+from etl.slug import slugify
 
 
 def parse_fields(raw: str | None) -> list[str] | None:
@@ -75,6 +76,11 @@ def export(
     if table not in ("enrich", "source"):
         raise UsageError(f"--table must be enrich or source, not {table!r}")
     wanted = parse_fields(fields)
+    if client is not None and client.strip() != slugify(client):
+        # a client name where a slug belongs would silently export nothing (leads carry the slug)
+        print(f"leadgenius-etl: note: --client {client!r} is not a slug; exporting client {slugify(client)!r}",
+              file=sys.stderr)
+        client = slugify(client)
     settings = settings_from(base_url=base_url, auth_file=auth_file, allow_insecure_http=allow_insecure_http)
     setup_logging(quiet)
     with ProgressBar(enabled=not quiet, label="export") as bar:
@@ -94,3 +100,6 @@ def export(
         write_json_atomic(report, result)
     if not quiet:
         print(summary_line(result), file=sys.stdout)
+        if not result["rows"] and client:
+            print(f"leadgenius-etl: note: no leads under client slug {client!r} in {result['company_id']}",
+                  file=sys.stderr)
