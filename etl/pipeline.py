@@ -119,6 +119,7 @@ async def run_import(
         async with LeadGeniusApi(
             settings, transport=transport, concurrency=options.concurrency, rate_per_min=options.rate
         ) as api:
+            api.on_throttled = lambda: notify("429s", 1)
             slug, target_df, target_id = await _connect(api, options, report)
             ledger_df = ledger.index(target_id, slug) if target_id else pl.DataFrame(schema=LEDGER_COLUMNS)
             loader = Loader(
@@ -154,6 +155,7 @@ async def run_import(
                     c.updated += counts["update"]
                     continue
                 assert target_id is not None
+                notify("planned", counts["create"] + counts["update"])
                 _adopt_existing(ledger, target_id, slug, report.run_id, planned)
                 await loader.load(planned)
                 log.info("batch loaded", rows=batch.frame.height, **counts, failed=loader.result.failed)

@@ -106,10 +106,13 @@ class ProgressBar:
         self.seen[event] = self.seen.get(event, 0) + n
         if self._progress is None:
             return
+        if event == "planned":  # the sends a batch needs: the bar's total grows batch by batch
+            self._progress.update(self._task, total=self.seen["planned"])
+            return
         done = sum(self.seen.get(k, 0) for k in ("created", "updated", "failed", "exported"))
         task = self._progress.tasks[0]
         speed = f"{task.speed or 0:.1f}/s"
-        extra = " ".join(f"{k}={v}" for k, v in self.seen.items() if k not in ("extracted",))
+        extra = " ".join(f"{k}={v}" for k, v in self.seen.items() if k not in ("extracted", "planned"))
         self._progress.update(self._task, completed=done, rate=speed, extra=extra)
 
 

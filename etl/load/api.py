@@ -128,6 +128,7 @@ class LeadGeniusApi:
         self._slots = anyio.Semaphore(max(1, concurrency))
         self._budget_changed = anyio.Event()
         self.stats = RequestStats()
+        self.on_throttled: Callable[[], None] | None = None  # e.g. the progress bar's 429 counter
         self.keeper = TokenKeeper(
             auth_file=settings.auth_file, base_url=self.base_url, email=settings.email, password=settings.password
         )
@@ -260,6 +261,8 @@ class LeadGeniusApi:
             )
             self._wake()
         self.stats.by_status[str(response.status_code)] += 1
+        if response.status_code == 429 and self.on_throttled is not None:
+            self.on_throttled()
         return raise_for_response(response)
 
     async def _wait_for_budget(self, limiter: RateLimiter) -> None:
