@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,14 +89,35 @@ class CsvSource:
         return f"{self.path.name}: {self.encoding}, {name}-delimited, {len(self.columns)} columns"
 
     def batches(self, batch_rows: int = 100_000) -> Iterator[CsvBatch]:
-        """Yield batches of roughly `batch_rows` records, reading the file block by block."""
+        """Yield batches of roughly `batch_rows` records, reading the file block by block.
+
+        The next block is parsed in a worker thread while the caller works on the current
+        batch (polars releases the GIL, so extraction overlaps the caller's transform on a
+        second core); at most one parsed block waits ahead. Output and order are the same
+        as parsing inline: record numbers are assigned in order when a batch is handed out.
+        """
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
         block_chars = int(min(max(batch_rows * self._avg_record_chars, 512), 256 * 1024 * 1024))
+        next_row = 1
+        ahead: deque[Future[tuple[CsvBatch, int]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-parse") as pool:
+            for text in self._blocks(block_chars):
+                ahead.append(pool.submit(_parse_block, text, self.columns, self.delimiter, 1, self.max_field_bytes))
+                while len(ahead) > 1:
+                    batch, consumed = ahead.popleft().result()
+                    yield _renumber(batch, next_row)
+                    next_row += consumed
+            while ahead:
+                batch, consumed = ahead.popleft().result()
+                yield _renumber(batch, next_row)
+                next_row += consumed
+
+    def _blocks(self, block_chars: int) -> Iterator[str]:
+        """The decoded text, cut into blocks of complete records, each ending with a newline."""
         decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
         to_skip = self._data_start_chars
         pending = ""
-        next_row = 1
         with self.path.open("rb") as fh:
             while True:
                 raw = fh.read(block_chars)
@@ -112,13 +135,17 @@ class CsvSource:
                         continue  # no complete record yet: read more
                     text, pending = pending[:cut], pending[cut:]
                 if text:
-                    if not text.endswith("\n"):
-                        text += "\n"
-                    batch, consumed = _parse_block(text, self.columns, self.delimiter, next_row, self.max_field_bytes)
-                    next_row += consumed
-                    yield batch
+                    yield text if text.endswith("\n") else text + "\n"
                 if final:
                     return
+
+
+def _renumber(batch: CsvBatch, first_row: int) -> CsvBatch:
+    """A batch parsed with record numbers from 1, renumbered to start at `first_row`."""
+    if first_row == 1:
+        return batch
+    shift = pl.col("_row") + (first_row - 1)
+    return CsvBatch(frame=batch.frame.with_columns(shift), rejects=batch.rejects.with_columns(shift))
 
 
 # --- sniffing ---------------------------------------------------------------------------------
@@ -361,31 +388,42 @@ def _line_field_counts_by_line(text: str, sep: str) -> pl.DataFrame:
     )
 
 
+_POLARS_REFUSALS = (
+    pl.exceptions.ComputeError,
+    pl.exceptions.NoDataError,
+    pl.exceptions.ShapeError,
+    pl.exceptions.SchemaError,  # the block's first record has more fields than the schema
+)
+
+
+def _read_block(data: bytes, names: list[str], sep: str) -> pl.DataFrame:
+    """polars' CSV reader on one block: all String, no header, short rows padded with ""."""
+    return pl.read_csv(
+        data,
+        has_header=False,
+        separator=sep,
+        schema=dict.fromkeys(names, pl.String),
+        truncate_ragged_lines=True,
+        missing_columns="insert",
+        empty_string_is_null=False,
+        quote_char='"',
+        infer_schema=False,
+    )
+
+
 def _parse_with_polars(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
     """Parse a block with polars' reader; None when it refuses or miscounts records."""
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS)]
     try:
-        parsed = pl.read_csv(
-            text.encode("utf-8"),
-            has_header=False,
-            separator=sep,
-            schema=dict.fromkeys(names, pl.String),
-            truncate_ragged_lines=True,
-            missing_columns="insert",
-            empty_string_is_null=False,
-            quote_char='"',
-            infer_schema=False,
-        )
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
+        parsed = _read_block(text.encode("utf-8"), names, sep)
+    except _POLARS_REFUSALS:
         return None
     counts = _line_field_counts(text, sep)
     if counts.height != parsed.height:
         return None
-    surplus = [pl.col(n).fill_null("") for n in names[ncols:]]
     # polars also turns a dangling quote run into odd values; the line pass is the authority.
-    return pl.concat([parsed, counts], how="horizontal").with_columns(
-        _surplus=pl.concat_str(surplus, separator=sep) if surplus else pl.lit("")
-    )
+    # The spare columns stay: `_parse_block` joins them into `_surplus` for rejected rows only.
+    return pl.concat([parsed, counts], how="horizontal")
 
 
 def _parse_with_regex(text: str, ncols: int, sep: str) -> pl.DataFrame:
@@ -425,12 +463,14 @@ def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_fi
         parsed = _parse_with_regex(text, ncols, sep)
     consumed = parsed.height
     cnames = [f"c{i}" for i in range(ncols)]
+    spare = [f"c{i}" for i in range(ncols, ncols + SPARE_COLUMNS)]
+    extra = ["_surplus"] if "_surplus" in parsed.columns else spare
     df = parsed.with_row_index("_i").select(
         (pl.col("_i").cast(pl.Int64) + first_row).alias("_row"),
         *[pl.col(c).fill_null("") for c in cnames],
         "nfields",
         "blank",
-        "_surplus",
+        *extra,
     )
     df = df.filter(~pl.col("blank"))
     has_fffd = REPLACEMENT in text
@@ -469,6 +509,8 @@ def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_fi
     renames = dict(zip(cnames, columns, strict=True))
     good = df.filter(pl.col("_rule").is_null()).select("_row", *cnames).rename(renames)
     bad = df.filter(pl.col("_rule").is_not_null())
+    if "_surplus" not in bad.columns:
+        bad = bad.with_columns(_surplus=pl.concat_str([pl.col(c).fill_null("") for c in spare], separator=sep))
     # The surplus fields of a row with too many fields go into its reason, so nothing the
     # user typed silently vanishes from the rejects file.
     surplus = pl.col("_surplus").str.strip_chars_end(sep)

@@ -184,3 +184,40 @@ def test_roundtrip_of_csv_writer_output(tmp_path: Path, rows: list[list[str]], s
     got = {r[0]: list(r[1:]) for r in frame.rows()}
     for i, values in enumerate(rows, start=1):
         assert got[i] == values or (i in blank and got.get(i) in (None, ["", "", ""]))
+
+
+def test_first_record_of_a_block_with_many_extra_fields_is_rejected_not_a_crash(tmp_path: Path) -> None:
+    # More fields than the header + spare columns in a block's first record made polars raise
+    # a SchemaError; the block now takes the regex tokeniser like any other refused block.
+    path = write(tmp_path, b"a,b,c\n1,2,3,4,5,6,7,8,9,10,11\n4,5,6\n")
+    frame, rejects = read_all(open_csv(path))
+    assert frame.rows() == [(2, "4", "5", "6")]
+    assert rejects["_rule"].to_list() == ["ragged_row"] and "11 fields" in rejects["_reason"][0]
+
+
+def test_prefetched_batches_keep_record_numbers_and_stop_early(tmp_path: Path) -> None:
+    lines = [b"email,n"] + [b"p%d@x.io,%d" % (i, i) for i in range(1, 2001)]
+    lines.insert(500, b"bad,row,extra")  # record 499
+    path = write(tmp_path, b"\r\n".join(lines) + b"\r\n")
+    batches = list(open_csv(path).batches(97))
+    rows = [r for b in batches for r in b.frame["_row"].to_list()]
+    assert rows == [r for r in range(1, 2002) if r != 500]
+    assert [r for b in batches for r in b.rejects["_row"].to_list()] == [500]
+    first = next(iter(open_csv(path).batches(97)))  # abandoning the generator must not hang
+    assert first.frame["_row"][0] == 1
+
+
+blocks = st.lists(
+    st.sampled_from(['"', ",", ";", "\n", "\r\n", "\r", "a", " ", '""', "é", "\t", '"x,y"', '"l1\nl2"']), max_size=40
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks, st.sampled_from([",", ";", "\t"]))
+def test_field_counts_by_quote_pair_collapse_equal_line_pass(text: str, sep: str) -> None:
+    from polars.testing import assert_frame_equal
+
+    from etl.extract.csv import _line_field_counts, _line_field_counts_by_line
+
+    text = text if text.endswith("\n") else text + "\n"
+    assert_frame_equal(_line_field_counts(text, sep), _line_field_counts_by_line(text, sep))
