@@ -225,7 +225,7 @@ async def _connect(
             "leads_before": snapshot.leads if snapshot else 0,
             **({"company_id": company_id} if company_id else {}),
         }
-        frame = target_frame(snapshot.all_leads()) if snapshot else empty_target()
+        frame = target_frame(snapshot.frame) if snapshot else empty_target()
         return slug, frame, _target_id(api)
     except (TargetUnreachable, CredentialsRejected) as exc:
         if not options.dry_run:

@@ -11,7 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
+
 from etl.errors import ApiError
+from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
 from etl.log import get_logger
 from etl.state import Ledger, Outcome
@@ -19,24 +22,51 @@ from etl.state import Ledger, Outcome
 ACKNOWLEDGED = ("created", "updated", "exists")
 
 
+SNAPSHOT_SCHEMA: dict[str, Any] = {
+    "id": pl.String, "createdAt": pl.String, **{f: pl.String for f in LEAD_FIELDS if f != "client_id"}
+}
+
+
 @dataclass
 class TargetSnapshot:
-    """Every lead of a client, grouped by normalised e-mail."""
+    """Every lead of a client as one polars frame (a 1M-lead client stays a few hundred MB)."""
 
-    by_key: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    leads: int = 0
     pages: int = 0
+    _frames: list[pl.DataFrame] = field(default_factory=list)
+    _frame: pl.DataFrame | None = None
 
     def add(self, page: Iterable[dict[str, Any]]) -> None:
         self.pages += 1
-        for lead in page:
-            self.leads += 1
-            email = lead.get("email")
-            if email:
-                self.by_key.setdefault(str(email).strip().lower(), []).append(lead)
+        rows = [{k: (None if v is None else str(v)) for k, v in lead.items() if k in SNAPSHOT_SCHEMA} for lead in page]
+        if rows:
+            self._frames.append(pl.from_dicts(rows, schema=SNAPSHOT_SCHEMA))
+        self._frame = None
 
-    def all_leads(self) -> list[dict[str, Any]]:
-        return [lead for group in self.by_key.values() for lead in group]
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The leads, with `_key` (normalised e-mail; null when the lead has none)."""
+        if self._frame is None:
+            frames = self._frames or [pl.DataFrame(schema=SNAPSHOT_SCHEMA)]
+            self._frame = pl.concat(frames).with_columns(
+                _key=pl.col("email").str.strip_chars().str.to_lowercase()
+            )
+            self._frames = [self._frame.drop("_key")]
+        return self._frame
+
+    @property
+    def leads(self) -> int:
+        return self.frame.height
+
+    def keys(self) -> set[str]:
+        return set(self.frame.get_column("_key").drop_nulls().to_list())
+
+    def doubles(self) -> dict[str, list[dict[str, Any]]]:
+        """Only the e-mails held by two leads or more, with those leads."""
+        frame = self.frame.filter(pl.col("_key").is_not_null() & pl.col("_key").is_duplicated())
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for lead in frame.to_dicts():
+            groups.setdefault(lead["_key"], []).append(lead)
+        return groups
 
 
 async def read_target(api: LeadGeniusApi, client_id: str, *, company_id: str | None = None) -> TargetSnapshot:
@@ -68,7 +98,7 @@ def diff(
     expected: set[str], acknowledged: dict[str, dict[str, Any]], snap: TargetSnapshot
 ) -> tuple[set[str], set[str]]:
     """Pure: (confirmed keys, acknowledged-but-missing keys)."""
-    present = set(snap.by_key)
+    present = snap.keys()
     confirmed = expected & present
     missing = {k for k in expected - present if k in acknowledged}
     return confirmed, missing
@@ -81,8 +111,9 @@ def extra_copies(rows: dict[str, dict[str, Any]], snap: TargetSnapshot) -> list[
     after our first attempt for that key — pre-existing duplicates of the user are left alone.
     """
     extras = []
+    doubles = snap.doubles()
     for key, row in rows.items():
-        group = snap.by_key.get(key, [])
+        group = doubles.get(key, [])
         if not row.get("ours") or len(group) < 2 or not row.get("lead_id"):
             continue
         intent = float(row.get("intent_at") or 0) - 2.0
@@ -127,7 +158,6 @@ async def reconcile(
                 try:
                     await api.delete_lead(str(lead["id"]))
                     result.duplicates_removed += 1
-                    snap.by_key[str(lead["email"]).strip().lower()].remove(lead)
                 except ApiError as exc:
                     log.warning("could not delete a duplicate", lead_id=lead.get("id"), reason=exc.message)
         confirmed, missing = diff(expected, acknowledged, snap)

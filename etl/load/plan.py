@@ -23,11 +23,14 @@ def _t(name: str) -> str:
     return f"_t_{name}"
 
 
-def target_frame(leads: Iterable[dict[str, Any]]) -> pl.DataFrame:
+def target_frame(leads: Iterable[dict[str, Any]] | pl.DataFrame) -> pl.DataFrame:
     """Leads read from the target -> `_key`, `_tid`, `_t_created`, `_t_<field>`; first (oldest) per e-mail."""
     schema = {"id": pl.String, "createdAt": pl.String, **{f: pl.String for f in TARGET_FIELDS}}
-    rows = [{k: (None if v is None else str(v)) for k, v in lead.items() if k in schema} for lead in leads]
-    frame = pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    if isinstance(leads, pl.DataFrame):
+        frame = leads.select([pl.col(c) if c in leads.columns else pl.lit(None, pl.String).alias(c) for c in schema])
+    else:
+        rows = [{k: (None if v is None else str(v)) for k, v in lead.items() if k in schema} for lead in leads]
+        frame = pl.from_dicts(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
     return (
         frame.filter(pl.col("email").is_not_null())
         .with_columns(_key=pl.col("email").str.strip_chars().str.to_lowercase())
