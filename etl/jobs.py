@@ -19,7 +19,7 @@ import httpx
 
 from etl.config import Settings, check_url
 from etl.errors import ConfigError, UsageError
-from etl.pipeline import ImportOptions, Progress, run_import
+from etl.pipeline import ImportOptions, Progress, check_writable, run_import
 from etl.report import RunReport, write_json_atomic
 from etl.slug import slugify
 from etl.state import Ledger, job_lock
@@ -132,6 +132,7 @@ async def import_hubspot(
     from etl.mapping import Mapping
     from etl.sources import HubSpotSource
 
+    check_writable(options.report_path, options.rejects_path, options.html_path)
     if not settings.hubspot_token:
         raise UsageError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (a private-app token)")
     check_url(settings.hubspot_base_url, allow_insecure_http=settings.allow_insecure_http, what="HubSpot URL")

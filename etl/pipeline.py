@@ -5,6 +5,7 @@ extract (thread) -> transform -> dedupe -> validate -> plan -> load -> reconcile
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import httpx
 import polars as pl
 
 from etl.config import Settings
-from etl.errors import CredentialsRejected, EtlError, TargetUnreachable
+from etl.errors import CredentialsRejected, EtlError, TargetUnreachable, UsageError
 from etl.load.api import LeadGeniusApi
 from etl.load.clients import resolve_client
 from etl.load.loader import Loader
@@ -102,6 +103,7 @@ async def run_import(
     from etl.schemas import validate_leads
     from etl.transform import Deduper, fill_rates, transform
 
+    check_writable(options.report_path, options.rejects_path, options.html_path)
     started = time.perf_counter()
     notify = progress or (lambda _e, _n: None)
     log = get_logger(stage="pipeline", source=source.name)
@@ -195,6 +197,19 @@ async def run_import(
             render_html(report.to_dict(), rejects.sample(), merged, mapping.to_dict()), encoding="utf-8"
         )
     return report
+
+
+def check_writable(*paths: Path | None) -> None:
+    """Fail before any work when an output file cannot be written (not after an import has run)."""
+    for path in paths:
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if path.is_dir() or not os.access(path.parent, os.W_OK):
+            raise UsageError(f"cannot write {path}: {'it is a directory' if path.is_dir() else 'permission denied'}")
 
 
 def _accumulate(into: dict[str, Any], key: str, value: Any) -> None:

@@ -22,6 +22,7 @@ from etl.cli.common import (
     setup_logging,
 )
 from etl.errors import UsageError
+from etl.pipeline import check_writable
 from etl.report import write_json_atomic
 from etl.slug import slugify
 
@@ -76,6 +77,7 @@ def export(
     if table not in ("enrich", "source"):
         raise UsageError(f"--table must be enrich or source, not {table!r}")
     wanted = parse_fields(fields)
+    check_writable(out, report)
     if client is not None and client.strip() != slugify(client):
         # a client name where a slug belongs would silently export nothing (leads carry the slug)
         print(f"leadgenius-etl: note: --client {client!r} is not a slug; exporting client {slugify(client)!r}",

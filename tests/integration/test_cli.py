@@ -127,3 +127,11 @@ def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path:
     assert len(counts) == 400 and set(counts.values()) == {1}
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counts"]["confirmed"] == 400 and report["counts"]["missing"] == 0
+
+
+def test_unwritable_outputs_fail_before_any_request(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    src = write_csv(tmp_path / "in.csv", people(3))
+    for flag, value in (("--report", "/proc/nope/r.json"), ("--rejects", str(tmp_path))):
+        assert_clean_failure(cli("import", "csv", str(src), "--client", "A", flag, value, env=env), 2, "cannot write")
+    assert lg_sandbox.stats()["total"] == 0
