@@ -388,6 +388,88 @@ def _line_field_counts_by_line(text: str, sep: str) -> pl.DataFrame:
     )
 
 
+_MARK = "\x01"
+"""The end-of-record marker of `_parse_with_marks` (a block that contains it is parsed the old way)."""
+
+
+def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
+    """The common case in one polars parse: field counts from a marker field, no line pass.
+
+    polars fills a missing trailing field with "", so its values alone cannot tell `a,b` from
+    `a,b,`. Appending a marker field (`<sep>\x01`) to every line makes the marker's column the
+    record's field count. The result equals the line pass only when polars splits fields
+    the way the line pass does, which holds when every `"` belongs to a field that starts
+    with `"` (quote parity then agrees everywhere). That is checked, not assumed: a value
+    holding a `"` must also hold a separator or a newline (only a quoted field can), the
+    block's `"` count is even, and every record has exactly one marker. Anything else
+    (stray quotes, a blank line or a lone `""`, more fields than spare columns, a record
+    ending in a bare LF in a CRLF block, CR before CRLF, the marker byte in the data)
+    returns None and the block takes the general path (tests/extract/test_csv.py compares
+    both on random blocks). A marker inserted inside a multi-line quoted value is removed.
+    """
+    sep_bytes = sep.encode("utf-8")
+    if len(sep_bytes) != 1 or sep in ('"', "\n", "\r", _MARK):
+        return None
+    data = text.encode("utf-8")
+    if _MARK.encode() in data or data.count(b'"') % 2:
+        return None
+    # Marks go before each CRLF in a block that has them (a bare LF there is usually inside a
+    # quoted cell, as Excel writes them; one that ends a record leaves it without a mark, which
+    # is caught below), else before each LF.
+    eol = "\r\n" if data.endswith(b"\r\n") else "\n"  # how the block's last record ends
+    if eol == "\n" and b"\r" in data:  # a CRLF elsewhere would not get its mark
+        return None
+    if eol == "\r\n" and b"\r\r\n" in data:  # polars trims one CR before the LF: old path
+        return None
+    marked = data.replace(eol.encode(), sep_bytes + _MARK.encode() + eol.encode())
+    names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS + 1)]
+    try:
+        parsed = _read_block(marked, names, sep)
+    except _POLARS_REFUSALS:
+        return None
+    if parsed.height == 0:
+        return None
+    nfields = pl.coalesce([pl.when(pl.col(n) == _MARK).then(pl.lit(i, dtype=pl.Int64)) for i, n in enumerate(names)])
+    parsed = parsed.with_columns(nfields=nfields)
+    stats = parsed.select(
+        lo=pl.col("nfields").min(),
+        hi=pl.col("nfields").max(),
+        missing=pl.col("nfields").null_count(),
+        blank=((pl.col("nfields") == 1) & (pl.col("c0") == "")).any(),
+        **{n: pl.col(n).str.contains('"', literal=True).any() for n in names},
+    ).row(0, named=True)
+    if stats["missing"] or stats["blank"]:
+        return None
+    quoted = [n for n in names if stats[n]]
+    if quoted:  # a value with a `"` must also hold a separator or a newline
+        stray = pl.any_horizontal(
+            [
+                pl.col(n).str.contains('"', literal=True)
+                & ~(pl.col(n).str.contains(sep, literal=True) | pl.col(n).str.contains("\n", literal=True))
+                for n in quoted
+            ]
+        )
+        if parsed.select(stray.any()).item():
+            return None
+    lo, hi = int(stats["lo"]), int(stats["hi"])
+    # More marks than records: some quoted value spans a line end and holds a mark to remove.
+    nested: set[str] = set()
+    if marked.count(_MARK.encode()) != parsed.height:
+        holds = parsed.select(
+            [(pl.col(n).str.contains(_MARK, literal=True) & (pl.col(n) != _MARK)).any().alias(n) for n in names]
+        ).row(0, named=True)
+        nested = {n for n, hit in holds.items() if hit}
+    inner = sep + _MARK + eol
+
+    def value(i: int, n: str) -> pl.Expr:
+        col = pl.col(n).str.replace_all(inner, eol, literal=True) if n in nested else pl.col(n)
+        if lo <= i <= hi:  # the only columns that hold records' own marks
+            col = pl.when(pl.col(n) == _MARK).then(pl.lit("")).otherwise(col)
+        return col.alias(n)
+
+    return parsed.select(*[value(i, n) for i, n in enumerate(names[:-1])], "nfields", blank=pl.lit(False))
+
+
 _POLARS_REFUSALS = (
     pl.exceptions.ComputeError,
     pl.exceptions.NoDataError,
@@ -413,6 +495,9 @@ def _read_block(data: bytes, names: list[str], sep: str) -> pl.DataFrame:
 
 def _parse_with_polars(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
     """Parse a block with polars' reader; None when it refuses or miscounts records."""
+    marked = _parse_with_marks(text, ncols, sep)
+    if marked is not None:
+        return marked
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS)]
     try:
         parsed = _read_block(text.encode("utf-8"), names, sep)

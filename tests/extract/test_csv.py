@@ -221,3 +221,38 @@ def test_field_counts_by_quote_pair_collapse_equal_line_pass(text: str, sep: str
 
     text = text if text.endswith("\n") else text + "\n"
     assert_frame_equal(_line_field_counts(text, sep), _line_field_counts_by_line(text, sep))
+
+
+mark_blocks = st.lists(
+    st.sampled_from(['a,b', "x", '"q"', '""', '"', ",", ";", "\n", "\r\n", "\r", " ", "é", "\t", '"x,y"', '"l1\nl2"',
+                     '"l1\r\nl2"', ",,"]),
+    max_size=40,
+).map("".join)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(mark_blocks, st.sampled_from([",", ";", "\t"]), st.integers(1, 3))
+def test_marker_parse_equals_general_parse(text: str, sep: str, ncols: int) -> None:
+    """Whenever the one-parse marker path accepts a block, it gives exactly the frame of the
+    general path (polars values + the quote-parity field counts)."""
+    from polars.testing import assert_frame_equal
+
+    from etl.extract.csv import SPARE_COLUMNS, _line_field_counts, _parse_with_marks, _read_block
+
+    text = text if text.endswith("\n") else text + "\n"
+    fast = _parse_with_marks(text, ncols, sep)
+    if fast is None:
+        return
+    general = _read_block(text.encode(), [f"c{i}" for i in range(ncols + SPARE_COLUMNS)], sep)
+    counts = _line_field_counts(text, sep)
+    assert counts.height == general.height
+    assert_frame_equal(fast, pl.concat([general, counts], how="horizontal"))
+
+
+def test_marker_parse_takes_the_bench_shape_and_refuses_stray_quotes() -> None:
+    from etl.extract.csv import _parse_with_marks
+
+    ok = _parse_with_marks('a,"x, y",""\r\nb,"l1\nl2",\r\n', 3, ",")
+    assert ok is not None and ok["nfields"].to_list() == [3, 3] and ok["c1"].to_list() == ["x, y", "l1\nl2"]
+    assert _parse_with_marks('x,a"b,c"d\n', 3, ",") is None  # parity and polars disagree here
+    assert _parse_with_marks("a,b,c\n\nd,e,f\n", 3, ",") is None  # blank line
