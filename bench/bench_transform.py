@@ -86,8 +86,13 @@ def generate(path: Path, rows: int, chunk: int = 500_000) -> Path:
     return path
 
 
-def run_vectorised(path: Path, batch_rows: int = 200_000) -> dict[str, int]:
-    """The package's path: stream, transform, dedupe across batches, validate."""
+def run_vectorised(path: Path, batch_rows: int = 200_000, stages: dict[str, float] | None = None) -> dict[str, int]:
+    """The package's path: stream, transform, dedupe across batches, validate.
+
+    `stages` (optional) receives the seconds spent in each stage. "extract" is the time spent
+    waiting for the next batch: the extractor parses the next block in a worker thread while
+    this loop transforms the current one, so only the part that does not overlap shows.
+    """
     from etl.extract.csv import open_csv
     from etl.mapping import Mapping
     from etl.schemas import validate_leads
@@ -97,10 +102,26 @@ def run_vectorised(path: Path, batch_rows: int = 200_000) -> dict[str, int]:
     source = open_csv(path)
     dedupe = Deduper()
     counts = {"extracted": 0, "valid": 0, "rejected": 0, "duplicates": 0}
-    for batch in source.batches(batch_rows):
+    times = stages if stages is not None else {}
+    for key in ("extract", "transform", "dedupe", "validate"):
+        times.setdefault(key, 0.0)
+    batches = iter(source.batches(batch_rows))
+    while True:
+        t0 = time.perf_counter()
+        batch = next(batches, None)
+        t1 = time.perf_counter()
+        if batch is None:
+            times["extract"] += t1 - t0
+            break
         result = transform(batch.frame, mapping, "acme-corp")
+        t2 = time.perf_counter()
         kept, dups = dedupe(result.leads)
+        t3 = time.perf_counter()
         validate_leads(kept)
+        t4 = time.perf_counter()
+        took = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        for key, seconds in zip(("extract", "transform", "dedupe", "validate"), took, strict=True):
+            times[key] += seconds
         counts["extracted"] += batch.frame.height + batch.rejects.height
         counts["rejected"] += batch.rejects.height + result.rejects.height
         counts["duplicates"] += result.duplicates.height + dups.height
@@ -135,7 +156,13 @@ def main(quick: bool) -> str:
     rows = 200_000 if quick else 1_000_000
     path = generate(DATA / f"leads_{rows}.csv", rows)
     size_mb = path.stat().st_size / 1e6
-    vec, vec_s = _timed(run_vectorised, path)
+    # The package's imports happen before the clock starts, as the baseline's do.
+    import etl.extract.csv
+    import etl.schemas
+    import etl.transform  # noqa: F401
+
+    stages: dict[str, float] = {}
+    vec, vec_s = _timed(run_vectorised, path, 200_000, stages)
     base, base_s = _timed(run_rowwise, path, Mapping.builtin("csv"), "acme-corp")
     lines = [
         f"### Transform benchmark: {rows:,} rows ({size_mb:.0f} MB messy CSV, seeds' format)",
@@ -148,6 +175,11 @@ def main(quick: bool) -> str:
         f"| {base['valid']:,} | {base['rejected']:,} | {base['duplicates']:,} |",
         "",
         f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×). Both ways agree on counts: {vec == base}.",
+        "",
+        "Vectorised, seconds per stage (batches of 200,000 rows; extract = waiting for the next batch, "
+        "the rest of extraction overlaps the transform in a worker thread): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+        + ".",
     ]
     if not quick:
         big = generate(DATA / "leads_5000000.csv", 5_000_000)
