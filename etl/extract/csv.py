@@ -407,21 +407,29 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
     returns None and the block takes the general path (tests/extract/test_csv.py compares
     both on random blocks). A marker inserted inside a multi-line quoted value is removed.
     """
-    sep_bytes = sep.encode("utf-8")
-    if len(sep_bytes) != 1 or sep in ('"', "\n", "\r", _MARK):
+    if len(sep.encode("utf-8")) != 1 or sep in ('"', "\n", "\r", _MARK):
         return None
-    data = text.encode("utf-8")
-    if _MARK.encode() in data or data.count(b'"') % 2:
+    # Whole-block facts in one polars pass over the text (faster than bytes methods for the
+    # multi-byte needles).
+    eol = "\r\n" if text.endswith("\r\n") else "\n"  # how the block's last record ends
+    block = pl.Series("block", [text]).to_frame()
+    facts = block.select(
+        quotes=pl.col("block").str.count_matches('"', literal=True),
+        lines=pl.col("block").str.count_matches(eol, literal=True),
+        has_mark=pl.col("block").str.contains(_MARK, literal=True),
+        has_cr=pl.col("block").str.contains("\r", literal=True),
+        cr_crlf=pl.col("block").str.contains("\r\r\n", literal=True),
+    ).row(0, named=True)
+    if facts["has_mark"] or facts["quotes"] % 2:
         return None
-    # Marks go before each CRLF in a block that has them (a bare LF there is usually inside a
-    # quoted cell, as Excel writes them; one that ends a record leaves it without a mark, which
-    # is caught below), else before each LF.
-    eol = "\r\n" if data.endswith(b"\r\n") else "\n"  # how the block's last record ends
-    if eol == "\n" and b"\r" in data:  # a CRLF elsewhere would not get its mark
+    if eol == "\n" and facts["has_cr"]:  # a CRLF elsewhere would not get its mark
         return None
-    if eol == "\r\n" and b"\r\r\n" in data:  # polars trims one CR before the LF: old path
+    if eol == "\r\n" and facts["cr_crlf"]:  # polars trims one CR before the LF: old path
         return None
-    marked = data.replace(eol.encode(), sep_bytes + _MARK.encode() + eol.encode())
+    # Marks go before each CRLF in a block that ends with one (a bare LF there is usually inside
+    # a quoted cell, as Excel writes them; one that ends a record leaves it without a mark,
+    # which is caught below), else before each LF.
+    marked = block.select(pl.col("block").str.replace_all(eol, sep + _MARK + eol, literal=True).cast(pl.Binary)).item()
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS + 1)]
     try:
         parsed = _read_block(marked, names, sep)
@@ -436,11 +444,24 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
         hi=pl.col("nfields").max(),
         missing=pl.col("nfields").null_count(),
         blank=((pl.col("nfields") == 1) & (pl.col("c0") == "")).any(),
-        **{n: pl.col(n).str.contains('"', literal=True).any() for n in names},
+        # one scan per column for both a quote and a mark; the few hits are looked at below
+        **{n: pl.col(n).str.contains(f'["{_MARK}]').any() for n in names},
     ).row(0, named=True)
     if stats["missing"] or stats["blank"]:
         return None
-    quoted = [n for n in names if stats[n]]
+    flagged = [n for n in names if stats[n]]
+    detail = (
+        parsed.select(
+            *[pl.col(n).str.contains('"', literal=True).any().alias(f"q_{n}") for n in flagged],
+            *[
+                (pl.col(n).str.contains(_MARK, literal=True) & (pl.col(n) != _MARK)).any().alias(f"m_{n}")
+                for n in flagged
+            ],
+        ).row(0, named=True)
+        if flagged
+        else {}
+    )
+    quoted = [n for n in flagged if detail[f"q_{n}"]]
     if quoted:  # a value with a `"` must also hold a separator or a newline
         stray = pl.any_horizontal(
             [
@@ -452,13 +473,8 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
         if parsed.select(stray.any()).item():
             return None
     lo, hi = int(stats["lo"]), int(stats["hi"])
-    # More marks than records: some quoted value spans a line end and holds a mark to remove.
-    nested: set[str] = set()
-    if marked.count(_MARK.encode()) != parsed.height:
-        holds = parsed.select(
-            [(pl.col(n).str.contains(_MARK, literal=True) & (pl.col(n) != _MARK)).any().alias(n) for n in names]
-        ).row(0, named=True)
-        nested = {n for n, hit in holds.items() if hit}
+    # A mark inside a value: a quoted value spans a line end (more marks than records).
+    nested = {n for n in flagged if detail[f"m_{n}"]} if facts["lines"] != parsed.height else set()
     inner = sep + _MARK + eol
 
     def value(i: int, n: str) -> pl.Expr:
