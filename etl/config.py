@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from etl.errors import UsageError
+from etl.errors import ConfigError, UsageError
 from etl.log import register_secret
 
 DEFAULT_BASE_URL = "https://last.leadgenius.app"
@@ -57,6 +59,22 @@ class Settings:
         for secret in (settings.password, settings.api_key, settings.hubspot_token):
             register_secret(secret)
         return settings
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A user's TOML file (mapping, job), or ConfigError with one clear line saying what is wrong."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} path is a directory: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
 
 
 def is_loopback(url: str) -> bool:

@@ -8,7 +8,6 @@ Public API for orchestrators (cron, systemd, Dagster, Prefect, Airflow):
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
-from etl.config import Settings, check_url
+from etl.config import Settings, check_url, read_toml
 from etl.errors import ConfigError, UsageError
 from etl.pipeline import ImportOptions, Progress, check_writable, run_import
 from etl.report import RunReport, write_json_atomic
@@ -55,12 +54,7 @@ class JobSpec:
     @classmethod
     def load(cls, path: str | Path) -> JobSpec:
         path = Path(path)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"job file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"job file {path} is not valid TOML: {exc}") from None
+        raw = read_toml(path, "job file")
         body = raw.get("job", raw)
         if not isinstance(body, dict):
             raise ConfigError(f"job file {path}: [job] must be a table")

@@ -40,7 +40,6 @@ Rules:
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,18 +83,10 @@ class Mapping:
     @classmethod
     def load(cls, path: str | Path) -> Mapping:
         """Read and check a mapping TOML file. `ConfigError` with one clear line otherwise."""
+        from etl.config import read_toml
+
         p = Path(path)
-        try:
-            raw = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"mapping file not found: {p}") from None
-        except IsADirectoryError:
-            raise ConfigError(f"mapping path is a directory: {p}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"mapping file {p} is not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"mapping file {p} is not valid TOML: {exc}") from None
-        return cls.from_dict(raw, default_name=p.stem, where=str(p))
+        return cls.from_dict(read_toml(p, "mapping file"), default_name=p.stem, where=str(p))
 
     @classmethod
     def builtin(cls, name: str) -> Mapping:
