@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,18 +55,4 @@ def read_any(path: Path) -> pl.DataFrame:
     return pl.read_parquet(path)
 
 
-def cli_env(base_url: str, tmp_path: Path, tenant: Tenant = DEMO_TENANT, **extra: str) -> dict[str, str]:
-    """A clean environment for the CLI subprocess: no inherited LEADGENIUS_* variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS", "HUBSPOT"))}
-    env.update(
-        LEADGENIUS_BASE_URL=base_url,
-        LEADGENIUS_AUTH_FILE=str(tmp_path / "auth.json"),
-        LEADGENIUS_EMAIL=tenant.email,
-        LEADGENIUS_PASSWORD=tenant.password,
-        LEADGENIUS_API_KEY=tenant.api_key,
-        LEADGENIUS_USER_ID=tenant.user_id,
-        LEADGENIUS_ETL_STATE=str(tmp_path / "state.db"),
-        LEADGENIUS_TIMEOUT_S="10",
-    )
-    env.update(extra)
-    return env
+from tests.cli_helpers import cli_env  # noqa: E402,F401 - shared with tests/integration

@@ -8,28 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT
-from tests.export.conftest import CLI, cli_env, read_any
+from etl.sandbox.leadgenius.store import OTHER_TENANT
+from tests.cli_helpers import assert_no_secret, cli_env
+from tests.export.conftest import CLI, read_any
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
-
-
-def secrets_of(tmp_path: Path) -> list[str]:
-    found = [DEMO_TENANT.api_key, DEMO_TENANT.password, OTHER_TENANT.api_key, OTHER_TENANT.password]
-    for auth in tmp_path.glob("auth*.json"):
-        data = json.loads(auth.read_text())
-        found += [str(data[k]) for k in ("token", "id_token", "refresh_token") if data.get(k)]
-    return found
-
-
-def assert_no_secret(tmp_path: Path, *texts: str) -> None:
-    secrets = secrets_of(tmp_path)
-    assert len(secrets) > 4, "expected tokens in the auth file"
-    for text in texts:
-        for secret in secrets:
-            assert secret not in text
 
 
 def test_export_cli_success_report_and_no_secret(lg_sandbox, tmp_path: Path) -> None:
@@ -41,7 +26,7 @@ def test_export_cli_success_report_and_no_secret(lg_sandbox, tmp_path: Path) -> 
     report = json.loads((tmp_path / "r.json").read_text())
     assert (report["rows"], report["company_id"], report["client_id"]) == (1234, "company-demo", "acme-corp")
     assert read_any(tmp_path / "a.parquet").height == 1234
-    assert_no_secret(tmp_path, done.stdout, done.stderr, (tmp_path / "r.json").read_text())
+    assert_no_secret(tmp_path, stdout=done.stdout, stderr=done.stderr, report=(tmp_path / "r.json").read_text())
 
 
 @pytest.mark.parametrize(
@@ -107,6 +92,6 @@ def test_import_leadgenius_cli_to_another_tenant(lg_sandbox, tmp_path: Path) -> 
     assert len(other) == 700
     # the target login went to its own auth file; the source's is not overwritten by it
     assert json.loads((tmp_path / "auth.target.json").read_text())["email"] == OTHER_TENANT.email
-    assert_no_secret(tmp_path, done.stdout, done.stderr, (tmp_path / "m.json").read_text())
+    assert_no_secret(tmp_path, stdout=done.stdout, stderr=done.stderr, report=(tmp_path / "m.json").read_text())
     again = run(args, env, tmp_path)
     assert again.returncode == 0 and json.loads((tmp_path / "m.json").read_text())["counts"]["created"] == 0

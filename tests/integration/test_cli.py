@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import stat
@@ -14,22 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import assert_no_secret, cli_env
 from tests.integration.helpers import email_counts, people, stored, write_csv
 
 PASSWORD = "demo-password"
 
 
 def env_for(base_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS_", "HUBSPOT_"))}
-    env.update(
-        LEADGENIUS_BASE_URL=base_url,
-        LEADGENIUS_AUTH_FILE=str(tmp_path / "auth.json"),
-        LEADGENIUS_ETL_STATE=str(tmp_path / "state.db"),
-        LEADGENIUS_EMAIL="demo@leadgenius.local",
-        LEADGENIUS_PASSWORD=PASSWORD,
-    )
-    env.update(extra)
-    return env
+    return cli_env(base_url, tmp_path, api_key=False, **extra)
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -85,17 +76,12 @@ def test_successful_run_reports_and_leaks_no_secret(lg_sandbox, tmp_path: Path) 
     assert report["requests"]["total"] > 25
     strict = cli("import", "csv", str(src), "--client", "Acme Corp", "--strict", env=env)
     assert strict.returncode == 1  # rejects + --strict
-    auth = json.loads((tmp_path / "auth.json").read_text())
     assert stat.S_IMODE((tmp_path / "auth.json").stat().st_mode) == 0o600
-    secrets = [PASSWORD, auth["token"], auth["refresh_token"], auth["id_token"], lg_sandbox.tenant.api_key]
-    outputs = {
-        "stdout": proc.stdout, "stderr": proc.stderr, "strict stderr": strict.stderr,
-        "report": (tmp_path / "r.json").read_text(), "rejects": (tmp_path / "rej.csv").read_text(),
-        "html": (tmp_path / "r.html").read_text(),
-    }
-    for name, text in outputs.items():
-        for secret in secrets:
-            assert secret not in text, f"a secret leaked into {name}"
+    assert_no_secret(
+        tmp_path, stdout=proc.stdout, stderr=proc.stderr, strict_stderr=strict.stderr,
+        report=(tmp_path / "r.json").read_text(), rejects=(tmp_path / "rej.csv").read_text(),
+        html=(tmp_path / "r.html").read_text(),
+    )
     assert '"event"' in proc.stderr  # JSON log lines off a terminal
 
 
