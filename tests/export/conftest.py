@@ -13,6 +13,7 @@ import polars as pl
 from etl.config import Settings
 from etl.export import run_export
 from etl.sandbox.leadgenius.store import DEMO_TENANT, Tenant
+from tests.cli_helpers import cli_env  # noqa: F401 - re-exported for the tests here
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [str(REPO / ".venv" / "bin" / "leadgenius-etl")]
@@ -54,5 +55,3 @@ def read_any(path: Path) -> pl.DataFrame:
         return pl.read_ndjson(path, schema={c: pl.String for c in order})
     return pl.read_parquet(path)
 
-
-from tests.cli_helpers import cli_env  # noqa: E402,F401 - shared with tests/integration
