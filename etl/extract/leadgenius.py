@@ -10,7 +10,7 @@ AI fields and notes are lead fields, so they travel as they are.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -20,7 +20,7 @@ from etl.config import Settings
 from etl.errors import UsageError
 from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
-from etl.load.auth import read_auth_file
+from etl.load.auth import with_bulk_credentials
 from etl.pipeline import SourceBatch
 
 Table = Literal["enrich", "source"]
@@ -37,21 +37,6 @@ def migration_frame(items: Sequence[dict[str, Any]], first_row: int) -> pl.DataF
     frame = pl.from_dicts(items, schema=schema, strict=False) if items else pl.DataFrame(schema=schema)
     rows = pl.int_range(first_row, first_row + frame.height, dtype=pl.Int64, eager=True).alias("_row")
     return frame.insert_column(0, rows)
-
-
-def with_bulk_credentials(settings: Settings) -> Settings:
-    """The API key and user id from the environment, else from the auth file (`api_key`, `user_id`)."""
-    if settings.api_key and settings.user_id:
-        return settings
-    stored = read_auth_file(settings.auth_file)
-    stored_url = str(stored.get("base_url") or "").rstrip("/")
-    if stored_url and stored_url != settings.base_url:
-        return settings  # that file belongs to another deployment
-    return replace(
-        settings,
-        api_key=settings.api_key or stored.get("api_key") or None,
-        user_id=settings.user_id or stored.get("user_id") or None,
-    )
 
 
 async def resolve_company_id(api: LeadGeniusApi, company_id: str | None) -> str:

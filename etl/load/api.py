@@ -29,7 +29,7 @@ from etl.errors import (
     TargetUnreachable,
     UsageError,
 )
-from etl.load.auth import TokenKeeper
+from etl.load.auth import TokenKeeper, with_bulk_credentials
 from etl.load.classify import raise_for_response, request_maybe_sent
 from etl.load.ratelimit import RateHeaders, RateLimiter, parse_retry_after
 from etl.log import get_logger
@@ -113,6 +113,8 @@ class LeadGeniusApi:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] | None = None,
     ) -> None:
+        # The bulk credentials may live in the auth file (SPEC A1: optional `api_key`).
+        settings = with_bulk_credentials(settings)
         self.settings = settings
         self.base_url = check_url(settings.base_url, allow_insecure_http=settings.allow_insecure_http)
         self._transport = transport

@@ -8,12 +8,13 @@ import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from etl.config import Settings
 from etl.errors import CredentialsRejected, UsageError
 from etl.log import get_logger, register_secret
 
@@ -185,3 +186,18 @@ class TokenKeeper:
 
 def _tokens_in(body: Any) -> bool:
     return isinstance(body, dict) and isinstance(body.get("tokens"), dict) and bool(body["tokens"].get("accessToken"))
+
+
+def with_bulk_credentials(settings: Settings) -> Settings:
+    """The API key and user id from the environment, else from the auth file (`api_key`, `user_id`)."""
+    if settings.api_key and settings.user_id:
+        return settings
+    stored = read_auth_file(settings.auth_file)
+    stored_url = str(stored.get("base_url") or "").rstrip("/")
+    if stored_url and stored_url != settings.base_url:
+        return settings  # that file belongs to another deployment
+    return replace(
+        settings,
+        api_key=settings.api_key or stored.get("api_key") or None,
+        user_id=settings.user_id or stored.get("user_id") or None,
+    )
