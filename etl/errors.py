@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class EtlError(Exception):
     """A run-ending error with a user-facing message. Never carries a secret."""
@@ -87,3 +90,27 @@ class SkippableApiError(ApiError):
 
 class FatalApiError(ApiError):
     """Stop the run: retrying or skipping cannot help (bad credentials, permissions)."""
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a task group: a run-ending EtlError first, else the first one."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    return next((e for e in leaves if isinstance(e, EtlError)), leaves[0])
+
+
+@contextmanager
+def unwrapped_errors() -> Iterator[None]:
+    """Task groups wrap errors in an ExceptionGroup; callers of ours expect the error itself."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None

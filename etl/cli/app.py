@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from etl.errors import EtlError
+from etl.errors import EtlError, first_error
 from etl.log import redact_text
 
 app = typer.Typer(
@@ -36,7 +36,10 @@ def handle_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except BaseExceptionGroup as group:  # a task group's wrapper: report what happened inside
+                raise first_error(group) from None
         except EtlError as exc:
             raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:

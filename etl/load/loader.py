@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import polars as pl
 
-from etl.errors import ApiError, RetriableApiError, SkippableApiError
+from etl.errors import ApiError, RetriableApiError, SkippableApiError, unwrapped_errors
 from etl.load.api import LeadGeniusApi, LeadInDoubt
 from etl.log import get_logger
 from etl.state import Ledger, Outcome
@@ -78,6 +78,14 @@ class Loader:
                 for it in items
             ],
         )
+        try:
+            with unwrapped_errors():
+                await self._run_workers(items)
+        finally:
+            self.ledger.flush()  # outcomes so far are kept even when the run stops here
+        return self.result
+
+    async def _run_workers(self, items: list[dict[str, Any]]) -> None:
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](max_buffer_size=self.concurrency * 2)
         async with anyio.create_task_group() as tg:
             for _ in range(self.concurrency):
@@ -86,8 +94,6 @@ class Loader:
             async with send:
                 for it in items:
                     await send.send(it)
-        self.ledger.flush()
-        return self.result
 
     async def _worker(self, receive: anyio.abc.ObjectReceiveStream[dict[str, Any]]) -> None:
         async with receive:

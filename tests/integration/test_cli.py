@@ -121,3 +121,19 @@ def test_unwritable_outputs_fail_before_any_request(lg_sandbox, tmp_path: Path) 
     for flag, value in (("--report", "/proc/nope/r.json"), ("--rejects", str(tmp_path))):
         assert_clean_failure(cli("import", "csv", str(src), "--client", "A", flag, value, env=env), 2, "cannot write")
     assert lg_sandbox.stats()["total"] == 0
+
+
+def test_credentials_lost_mid_run_exit_3_not_an_internal_error(lg_sandbox, tmp_path: Path) -> None:
+    lg_sandbox.configure(token_ttl_s=2, latency_ms=20)
+    tokens = lg_sandbox.login()
+    (tmp_path / "auth.json").write_text(json.dumps({
+        "token": tokens["accessToken"], "refresh_token": "not-a-refresh-token", "email": "demo@leadgenius.local",
+        "base_url": lg_sandbox.base_url,
+    }))
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    del env["LEADGENIUS_PASSWORD"]  # nothing to log in again with once the token expires
+    src = write_csv(tmp_path / "in.csv", people(300))
+    proc = cli("import", "csv", str(src), "--client", "Acme Corp", "--concurrency", "2", env=env)
+    assert_clean_failure(proc, 3, "auth login")
+    created = len(stored(lg_sandbox, "acme-corp"))
+    assert 0 < created < 300  # it stopped mid-run
