@@ -14,7 +14,8 @@ $BIN/leadgenius-etl sandbox --port "$PORT" --hubspot-port "$HS_PORT" --rate-limi
 SANDBOX=$!
 trap 'kill $SANDBOX 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$PORT/__admin/config" >/dev/null 2>&1 && break
+  $BIN/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/__admin/config', timeout=1)" \
+    >/dev/null 2>&1 && break
   sleep 0.1
 done
 
