@@ -57,8 +57,14 @@ class Deduper:
 
     def __call__(self, leads: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(kept, duplicates) for this batch, given every batch before it."""
-        kept, dups_within = split_duplicates(leads)
-        kept = kept.with_columns(_h=pl.col("_key").hash(_HASH_SEED))
+        hashed = leads.with_columns(_h=pl.col("_key").hash(_HASH_SEED))
+        if hashed.get_column("_h").n_unique() == hashed.height:
+            # Distinct hashes mean distinct keys: nothing repeats within the batch (the usual
+            # case: `transform` already split them), so the string pass is skipped.
+            kept, dups_within = hashed, split_duplicates(leads.clear())[1]
+        else:
+            kept, dups_within = split_duplicates(leads)
+            kept = kept.with_columns(_h=pl.col("_key").hash(_HASH_SEED))
         candidates = self._seen.filter(pl.col("_h").is_in(kept["_h"].implode()))
         joined = kept.join(
             candidates.select("_key", "_first_row"), on="_key", how="left", maintain_order="left"

@@ -50,21 +50,40 @@ def _join(columns: list[str], separator: str) -> pl.Expr:
         return pl.lit(None, dtype=pl.String)
     if len(columns) == 1:
         return pl.col(columns[0])  # a piece is never "": nothing to join, nothing to null
-    joined = pl.concat_str([pl.col(c) for c in columns], separator=separator, ignore_nulls=True)
-    return pl.when(joined != "").then(joined)
+    # `when(joined != "")` here would evaluate the concatenation twice (eager frame): the
+    # caller nulls "" in a separate cheap pass (`_null_if_empty`) instead.
+    return pl.concat_str([pl.col(c) for c in columns], separator=separator, ignore_nulls=True)
 
 
-def score_heading(score: pl.Expr, score_100: pl.Expr) -> pl.Expr:
-    """`## 🎯 AI SCORE: A (87/100)`; `A` or `87/100` alone when only one is known."""
-    out_of_100 = score_100.str.replace(r"\s*/\s*100\s*$", "") + pl.lit("/100")
-    body = (
-        pl.when(score.is_not_null() & score_100.is_not_null())
-        .then(score + pl.lit(" (") + out_of_100 + pl.lit(")"))
-        .when(score.is_not_null())
-        .then(score)
-        .otherwise(out_of_100)
+def _null_if_empty(columns: list[str]) -> list[pl.Expr]:
+    """`""` -> null for already materialised columns (see `_join`)."""
+    return [pl.when(pl.col(c) != "").then(pl.col(c)).alias(c) for c in columns]
+
+
+_OUT_OF_100 = r"\s*/\s*100\s*$"
+
+
+def score_heading(score: pl.Expr, score_100: pl.Expr, has_slash: bool = True) -> pl.Expr:
+    """`## 🎯 AI SCORE: A (87/100)`; `A` or `87/100` alone when only one is known.
+
+    One `concat_str` (the optional pieces are null when absent) instead of a when/then chain
+    whose branches an eager frame evaluates in full. `has_slash=False` (no value of `score_100`
+    holds a `/`) skips the "/100" clean-up regex, which cannot match without a `/`.
+    """
+    cleaned = score_100.str.replace(_OUT_OF_100, "") if has_slash else score_100
+    both = score.is_not_null() & score_100.is_not_null()
+    body = pl.concat_str(
+        [
+            pl.lit(SCORE_HEADING),
+            score,
+            pl.when(both).then(pl.lit(" (")),
+            cleaned,
+            pl.when(score_100.is_not_null()).then(pl.lit("/100")),
+            pl.when(both).then(pl.lit(")")),
+        ],
+        ignore_nulls=True,
     )
-    return pl.when(score.is_not_null() | score_100.is_not_null()).then(pl.lit(SCORE_HEADING) + body)
+    return pl.when(score.is_not_null() | score_100.is_not_null()).then(body)
 
 
 def aggregate_notes(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
@@ -109,12 +128,18 @@ def aggregate_notes(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
         *([ai("score").alias("_sc"), ai("score_100").alias("_sc100")] if "_ps_score" in sections else []),
     )
     if "_ps_score" in sections:
-        staged = staged.with_columns(score_heading(pl.col("_sc"), pl.col("_sc100")).alias("_ps_score"))
+        has_slash = "score_100" in ai_present and bool(
+            staged.select(pl.col("_sc100").str.contains("/", literal=True).any()).item()
+        )
+        staged = staged.with_columns(score_heading(pl.col("_sc"), pl.col("_sc100"), has_slash).alias("_ps_score"))
     has_existing = staged.get_column("_existing").null_count() < staged.height
     if has_existing:
         staged = staged.with_columns(*[_if_new(c) for c in [*lines, *sections]])
     staged = staged.with_columns(_join(lines, "\n").alias("_lines"), _join(sections, "\n").alias("_ai"))
+    joined = [c for c, parts in (("_lines", lines), ("_ai", sections)) if len(parts) > 1]
+    staged = staged.with_columns(_null_if_empty(joined))
     staged = staged.with_columns(_join(["_existing", "_lines", "_ai"], "\n\n").alias("notes"))
+    staged = staged.with_columns(_null_if_empty(["notes"]))
     temp = [c for c in staged.columns if c.startswith(("_pl_", "_ps_"))] + [
         c for c in ("_sc", "_sc100") if c in staged.columns
     ]

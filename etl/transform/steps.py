@@ -184,12 +184,17 @@ def fill_names(frame: pl.DataFrame) -> pl.DataFrame:
     # One regex on the address: its local part (up to the first `@` or `+`) is `_NAME_PARTS`.
     # Same groups as extracting the local part first (letters never include `@` `+` `.` `_`
     # `-`), without a capture-group pass over every address (the slow part).
-    staged = frame.with_columns(pl.col("email").str.extract_groups(_NAME_PARTS_IN_EMAIL).alias("_parts"))
+    # The address is only looked at for rows with an unusable name (the regex runs on the
+    # others' nulls for free); a row with both names usable never reads `_fp` / `_lp`.
+    staged = frame.with_columns(
+        pl.col("firstName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_uf"),
+        pl.col("lastName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_ul"),
+    )
+    needed = pl.when(~(pl.col("_uf") & pl.col("_ul"))).then(pl.col("email"))
+    staged = staged.with_columns(needed.str.extract_groups(_NAME_PARTS_IN_EMAIL).alias("_parts"))
     staged = staged.with_columns(
         pl.col("_parts").struct.field("1").alias("_fp"),
         pl.col("_parts").struct.field("2").alias("_lp"),
-        pl.col("firstName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_uf"),
-        pl.col("lastName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_ul"),
     )
     role = pl.col("_fp").is_in(list(ROLE_WORDS)) | pl.col("_lp").is_in(list(ROLE_WORDS))
     staged = staged.with_columns((pl.col("_fp").is_not_null() & ~role.fill_null(False)).alias("_derivable"))

@@ -103,3 +103,31 @@ def test_name_parts_regex_on_address_equals_local_part_first(values: list[str | 
     s = pl.Series("email", values, dtype=pl.String)
     two_step = s.str.extract(r"^([^@+]*)").str.extract_groups(_NAME_PARTS)
     assert s.str.extract_groups(_NAME_PARTS_IN_EMAIL).to_list() == two_step.to_list()
+
+
+scores = st.one_of(st.none(), st.sampled_from(["A", "B+", "87", "87/100", "87 / 100 ", "9/10", "/100", "x/1000"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(scores, scores), max_size=12))
+def test_score_heading_equals_when_then_form(pairs: list[tuple[str | None, str | None]]) -> None:
+    """The one-`concat_str` heading (and its no-`/` shortcut) equals the when/then chain."""
+    from etl.transform.notes import SCORE_HEADING, score_heading
+
+    df = pl.DataFrame(
+        {"s": [p[0] for p in pairs], "h": [p[1] for p in pairs]}, schema={"s": pl.String, "h": pl.String}
+    )
+    score, score_100 = pl.col("s"), pl.col("h")
+    out_of_100 = score_100.str.replace(r"\s*/\s*100\s*$", "") + pl.lit("/100")
+    body = (
+        pl.when(score.is_not_null() & score_100.is_not_null())
+        .then(score + pl.lit(" (") + out_of_100 + pl.lit(")"))
+        .when(score.is_not_null())
+        .then(score)
+        .otherwise(out_of_100)
+    )
+    plain = df.select(pl.when(score.is_not_null() | score_100.is_not_null()).then(pl.lit(SCORE_HEADING) + body))
+    has_slash = any(h is not None and "/" in h for _, h in pairs)
+    assert df.select(score_heading(score, score_100)).to_series().to_list() == plain.to_series().to_list()
+    got = df.select(score_heading(score, score_100, has_slash)).to_series().to_list()
+    assert got == plain.to_series().to_list()
