@@ -12,7 +12,8 @@ from etl.mapping import Mapping
 # Whitespace the API's trim would also remove, plus zero-width characters that make a value
 # look empty to a human (quirk 3: a whitespace-only value is a 500).
 BLANK_CHARS = (
-    " \t\n\r\v\f\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    " \t\n\r\v\f\x1c\x1d\x1e\x1f"
+    "\u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
     "\u2028\u2029\u202f\u205f\u3000\u200b\u200c\u200d\u2060\ufeff"
 )
 
@@ -65,14 +66,12 @@ def ascii_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
 def strip_chars_expr(column: str, ascii_only: bool, extra: str = "") -> pl.Expr:
     """`str.strip_chars(BLANK_CHARS + extra)`, in its fast form when the column is all ASCII.
 
-    `strip_chars()` (Unicode White_Space, a fast built-in) differs from BLANK_CHARS only by the
-    zero-width characters U+200B-U+200D, U+2060, U+FEFF, which are not ASCII; on an ASCII
-    column a short ASCII set does the same job (tests/transform/test_fast_paths.py).
+    On an ASCII column the short ASCII part of the set does the same job
+    (tests/transform/test_fast_paths.py). Not `strip_chars()`: Unicode White_Space leaves the
+    separators U+001C-U+001F, which Python's `str.strip()` (the API's trim) removes.
     """
     col = pl.col(column).cast(pl.String)
-    if not ascii_only:
-        return col.str.strip_chars(BLANK_CHARS + extra)
-    return col.str.strip_chars(_ASCII_BLANK + extra) if extra else col.str.strip_chars()
+    return col.str.strip_chars((_ASCII_BLANK if ascii_only else BLANK_CHARS) + extra)
 
 
 def nullify_empty(columns: list[str]) -> list[pl.Expr]:

@@ -16,7 +16,7 @@ from etl.transform.dedupe import split_duplicates
 from etl.transform.steps import BLANK_CHARS, normalise_email, strip_values
 
 _TRICKY = [
-    *" \t\r\n\x0b\x0c\u0085\u00a0\u2000\u3000\u200b\u200c\u200d\u2060\ufeff<>@+.-_\"",
+    *" \t\r\n\x0b\x0c\x1c\x1f\u0085\u00a0\u2000\u3000\u200b\u200c\u200d\u2060\ufeff<>@+.-_\"",
     "mailto:", "MAILTO:", "MaİlTo:", "İ", "K", "ß", "é", "李", "x", "John", "a.b", "@x.io",
 ]  # fmt: skip
 texts = st.lists(st.sampled_from(_TRICKY) | st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8).map(
@@ -131,3 +131,12 @@ def test_score_heading_equals_when_then_form(pairs: list[tuple[str | None, str |
     assert df.select(score_heading(score, score_100)).to_series().to_list() == plain.to_series().to_list()
     got = df.select(score_heading(score, score_100, has_slash)).to_series().to_list()
     assert got == plain.to_series().to_list()
+
+
+def test_python_whitespace_is_blank() -> None:
+    """Everything Python's `str.strip()` (the API's trim) removes counts as blank (U+001C-U+001F
+    are whitespace to Python but not Unicode White_Space: a `\x1f` value was a 500)."""
+    python_ws = [chr(i) for i in range(0x3001) if chr(i).isspace()]
+    assert set(python_ws) <= set(BLANK_CHARS)
+    got = strip_values(_frame(["\x1f", " \x1c a \x1e", "\x1d"]), ["v"])["v"].to_list()
+    assert got == [None, "a", None]
