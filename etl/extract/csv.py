@@ -129,6 +129,8 @@ class CsvSource:
                 raw = fh.read(block_chars)
                 final = not raw
                 pending += decoder.decode(raw, final=final)
+                del raw  # copies are dropped early: this runs in the worker next to the
+                # caller's transform, so every block copy still alive adds to peak RSS
                 if to_skip:
                     skipped = min(to_skip, len(pending))
                     pending = pending[skipped:]
@@ -142,6 +144,7 @@ class CsvSource:
                     text, pending = pending[:cut], pending[cut:]
                 if text:
                     yield text if text.endswith("\n") else text + "\n"
+                    text = ""  # not held while the next block is read
                 if final:
                     return
 
