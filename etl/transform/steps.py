@@ -81,9 +81,11 @@ def nullify_empty(columns: list[str]) -> list[pl.Expr]:
 
 
 def strip_values(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Trim every value; empty or whitespace-only becomes null (quirk 3: never send "")."""
-    ascii_only = ascii_columns(frame, columns)
-    stripped = frame.with_columns([strip_chars_expr(c, c in ascii_only) for c in columns])
+    """Trim every value; empty or whitespace-only becomes null (quirk 3: never send "").
+
+    Always the full BLANK_CHARS set: the all-ASCII scan that would allow the short set costs
+    more than it saves here (7.7 vs ~3 ms per 200k rows x 14 columns, benchmark)."""
+    stripped = frame.with_columns([strip_chars_expr(c, False) for c in columns])
     return stripped.with_columns(nullify_empty(columns))
 
 
