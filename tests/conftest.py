@@ -7,16 +7,25 @@ leads, and the two tenants (DEMO_TENANT, OTHER_TENANT).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT, Tenant
 from etl.sandbox.server import RunningServer, start_in_thread
+
+# CI shares 2 cores with the sandboxes: time limits on examples would be noise, not findings.
+# Under CI the examples are derandomised, so a red build is reproducible, not a coin toss.
+settings.register_profile(
+    "leadgenius", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=bool(os.environ.get("CI"))
+)
+settings.load_profile("leadgenius")
 
 
 @dataclass
