@@ -137,3 +137,37 @@ def test_credentials_lost_mid_run_exit_3_not_an_internal_error(lg_sandbox, tmp_p
     assert_clean_failure(proc, 3, "auth login")
     created = len(stored(lg_sandbox, "acme-corp"))
     assert 0 < created < 300  # it stopped mid-run
+
+
+def test_reconcile_finds_and_repairs_leads_lost_after_an_earlier_run(lg_sandbox, tmp_path: Path) -> None:
+    import httpx
+
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    src = write_csv(tmp_path / "in.csv", people(30))
+    assert cli("import", "csv", str(src), "--client", "Acme Corp", "-q", env=env).returncode == 0
+    lost = stored(lg_sandbox, "acme-corp")[:4]
+    r = httpx.request("DELETE", f"{lg_sandbox.base_url}/api/leads", json={"ids": [lead["id"] for lead in lost]},
+                      headers=lg_sandbox.bearer())
+    assert r.status_code == 200
+    check = cli("reconcile", "--client", "acme-corp", "--report", str(tmp_path / "rec.json"), env=env)
+    assert check.returncode == 1 and "4 missing" in check.stdout
+    assert len(stored(lg_sandbox, "acme-corp")) == 26  # without --repair nothing is written
+    repair = cli("reconcile", "--client", "Acme Corp", "--repair", env=env)
+    assert repair.returncode == 0 and "4 repaired" in repair.stdout, repair.stdout + repair.stderr
+    counts = email_counts(stored(lg_sandbox, "acme-corp"))
+    assert len(counts) == 30 and set(counts.values()) == {1}
+    assert {lead["email"] for lead in lost} <= set(counts)
+
+
+def test_auth_refresh_and_status(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    assert cli("auth", "login", env=env).returncode == 0
+    before = json.loads((tmp_path / "auth.json").read_text())["token"]
+    time.sleep(1.1)  # a new token carries a later iat
+    refreshed = cli("auth", "refresh", env=env)
+    assert refreshed.returncode == 0, refreshed.stderr
+    after = json.loads((tmp_path / "auth.json").read_text())
+    assert after["token"] != before and after["refresh_token"]
+    status = cli("auth", "status", env=env)
+    assert status.returncode == 0 and "demo@leadgenius.local" in status.stdout and "0o600" in status.stdout
+    assert after["token"] not in status.stdout + status.stderr
