@@ -6,11 +6,12 @@ How a file is read (bounded memory, vectorised, never crashes on a bad row):
    NUL pattern, else cp1252 / latin-1), the delimiter (`,` `;` tab `|`, or Excel's
    `sep=;` first line) and parses the header. User mistakes (missing file, directory,
    empty, header-only, binary, undecodable header) raise `InputFileError` with one line.
-2. `CsvSource.batches` reads raw blocks, decodes them incrementally (this is the
-   streaming re-encode: every encoding becomes UTF-8 text one block at a time, so a
-   5M-row UTF-16 file never sits in memory whole), cuts each block at the last record
-   boundary (an even number of `"` before a newline), and parses the block with polars'
-   CSV reader (all columns String, a few spare trailing columns to catch extra fields).
+2. `CsvSource.batches` reads raw blocks as UTF-8 bytes (a UTF-8 file as it is, with no
+   decode; any other encoding is decoded and re-encoded one block at a time, so a 5M-row
+   UTF-16 file never sits in memory whole), cuts each block at the last record boundary
+   (an even number of `"` before a newline), and parses the block with polars' CSV reader
+   (all columns String, a few spare trailing columns to catch extra fields, an invalid
+   byte read as U+FFFD).
 3. Field counts per record come from a vectorised pass over the block's physical lines:
    `"` parity says which lines continue a quoted field, separators outside quoted
    segments are counted, and the counts are summed per record. polars fills a missing
@@ -80,7 +81,10 @@ class CsvSource:
     max_field_bytes: int = 65_536
     _data_start_chars: int = field(default=0, repr=False)
     """Characters (in the decoded text, BOM excluded) before the first data record."""
-    _avg_record_chars: float = field(default=100.0, repr=False)
+    _data_start_bytes: int = field(default=0, repr=False)
+    """Bytes of the file (BOM included) before the first data record (UTF-8 files only)."""
+    _avg_record_bytes: float = field(default=100.0, repr=False)
+    """Average UTF-8 bytes per record in the sniffed sample (sizes the blocks)."""
 
     def describe(self) -> str:
         """One line for logs and reports: encoding, delimiter, columns."""
@@ -98,14 +102,14 @@ class CsvSource:
         """
         if batch_rows < 1:
             raise ValueError("batch_rows must be >= 1")
-        block_chars = int(min(max(batch_rows * self._avg_record_chars, 512), 256 * 1024 * 1024))
-        blocks = self._blocks(block_chars)
+        block_bytes = int(min(max(batch_rows * self._avg_record_bytes, 512), 256 * 1024 * 1024))
+        blocks = self._blocks(block_bytes)
 
         def parse_next() -> tuple[CsvBatch, int] | None:
-            text = next(blocks, None)
-            if text is None:
+            block = next(blocks, None)
+            if block is None:
                 return None
-            return _parse_block(text, self.columns, self.delimiter, 1, self.max_field_bytes)
+            return _parse_block(block, self.columns, self.delimiter, 1, self.max_field_bytes)
 
         next_row = 1
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-parse") as pool:
@@ -119,33 +123,56 @@ class CsvSource:
                 yield _renumber(batch, next_row)
                 next_row += consumed
 
-    def _blocks(self, block_chars: int) -> Iterator[str]:
-        """The decoded text, cut into blocks of complete records, each ending with a newline."""
-        decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
-        to_skip = self._data_start_chars
-        pending = ""
+    def _blocks(self, block_bytes: int) -> Iterator[bytes]:
+        """The records as UTF-8, cut into blocks of complete records, each ending with a newline.
+
+        Every block copy still alive adds to peak RSS and costs page faults (this runs in the
+        worker next to the caller's transform), so a block is copied once: when the partial
+        record left from the previous read is joined to the records of this one.
+        """
+        pending = b""
+        quotes = 0  # `"` in `pending`: the parity the next chunk starts with
+        for chunk in self._utf8_chunks(block_bytes):
+            cut = _cut(chunk, quotes)
+            if cut <= 0:  # no complete record yet: read more
+                pending = b"".join((pending, chunk))
+                quotes += chunk.count(b'"')
+                continue
+            view = memoryview(chunk)
+            block = chunk if not pending and cut == len(chunk) else b"".join((pending, view[:cut]))
+            pending = bytes(view[cut:])
+            quotes = pending.count(b'"')
+            del view, chunk
+            yield block
+            del block  # not held while the next chunk is read
+        if pending:
+            yield pending if pending.endswith(b"\n") else pending + b"\n"
+
+    def _utf8_chunks(self, size: int) -> Iterator[bytes]:
+        """The file after the header, as UTF-8, in chunks of about `size` bytes (none empty).
+
+        A UTF-8 file is read as it is: no decode (polars decodes as it parses, an invalid byte
+        becoming U+FFFD as Python's "replace" does). Other encodings are decoded and
+        re-encoded one chunk at a time, so a 5M-row UTF-16 file never sits in memory whole.
+        """
         with self.path.open("rb") as fh:
+            if self.encoding == "utf-8":
+                fh.seek(self._data_start_bytes)
+                while raw := fh.read(size):
+                    yield raw
+                return
+            decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+            to_skip = self._data_start_chars
+            scale = 2 if self.encoding.startswith("utf-16") else 1
             while True:
-                raw = fh.read(block_chars)
-                final = not raw
-                pending += decoder.decode(raw, final=final)
-                del raw  # copies are dropped early: this runs in the worker next to the
-                # caller's transform, so every block copy still alive adds to peak RSS
+                raw = fh.read(size * scale)
+                text = decoder.decode(raw, final=not raw)
                 if to_skip:
-                    skipped = min(to_skip, len(pending))
-                    pending = pending[skipped:]
-                    to_skip -= skipped
-                if final:
-                    text, pending = pending, ""
-                else:
-                    cut = _cut(pending)
-                    if cut <= 0:
-                        continue  # no complete record yet: read more
-                    text, pending = pending[:cut], pending[cut:]
+                    skipped = min(to_skip, len(text))
+                    text, to_skip = text[skipped:], to_skip - skipped
                 if text:
-                    yield text if text.endswith("\n") else text + "\n"
-                    text = ""  # not held while the next block is read
-                if final:
+                    yield text.encode("utf-8", "replace")
+                if not raw:
                     return
 
 
@@ -198,7 +225,8 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
     if whole and not rest.strip():
         raise InputFileError(f"input file has a header but no data rows: {p}")
     records = max(rest.count("\n"), 1)
-    avg = max(len(rest) / records, 8.0)
+    avg = max(len(rest.encode("utf-8", "replace")) / records, 8.0)
+    bom_bytes = len(codecs.BOM_UTF8) if bom_chars and encoding == "utf-8" else 0
     return CsvSource(
         path=p,
         encoding=encoding,
@@ -206,7 +234,8 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
         columns=columns,
         max_field_bytes=max_field_bytes,
         _data_start_chars=header_end + bom_chars,
-        _avg_record_chars=avg,
+        _data_start_bytes=bom_bytes + len(text[:header_end].encode("utf-8")),
+        _avg_record_bytes=avg,
     )
 
 
@@ -285,25 +314,27 @@ def _unique_names(fields: list[str]) -> list[str]:
 # --- block cutting and parsing ------------------------------------------------------------------
 
 
-def _cut(buf: str) -> int:
-    """Index just after the last newline that ends a record (even `"` count before it).
+def _cut(buf: bytes, quotes_before: int = 0) -> int:
+    """Index just after the last newline that ends a record (even `"` count before it,
+    counting the `quotes_before` that precede `buf`); 0 when there is none.
 
+    Works on UTF-8 bytes: `"` and `\\n` never occur inside a multi-byte sequence.
     Bounded backtracking: with a stray unbalanced quote the parity never evens out, and the
     block is cut at the last newline anyway; the regex fallback then parses it record by
     record (a quote mid-field is literal), so the damage stays local.
     """
-    pos = buf.rfind("\n")
+    pos = buf.rfind(b"\n")
     if pos < 0:
         return 0
-    quotes = buf.count('"', 0, pos)
+    quotes = quotes_before + buf.count(b'"', 0, pos)
     candidate = pos
     for _ in range(_MAX_BACKTRACK_LINES):
         if quotes % 2 == 0:
             return candidate + 1
-        prev = buf.rfind("\n", 0, candidate)
+        prev = buf.rfind(b"\n", 0, candidate)
         if prev < 0:
             break
-        quotes -= buf.count('"', prev, candidate)
+        quotes -= buf.count(b'"', prev, candidate)
         candidate = prev
     return pos + 1
 
@@ -401,7 +432,7 @@ _MARK = "\x01"
 """The end-of-record marker of `_parse_with_marks` (a block that contains it is parsed the old way)."""
 
 
-def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
+def _parse_with_marks(block: bytes, ncols: int, sep: str) -> pl.DataFrame | None:
     """The common case in one polars parse: field counts from a marker field, no line pass.
 
     polars fills a missing trailing field with "", so its values alone cannot tell `a,b` from
@@ -412,26 +443,31 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
     holding a `"` must also hold a separator or a newline (only a quoted field can), the
     block's `"` count is even, and every record has exactly one marker. Anything else
     (stray quotes, a blank line or a lone `""`, more fields than spare columns, a record
-    ending in a bare LF in a CRLF block, CR before CRLF, the marker byte in the data)
-    returns None and the block takes the general path (tests/extract/test_csv.py compares
-    both on random blocks). A marker inserted inside a multi-line quoted value is removed.
+    ending in a bare LF in a CRLF block, a CR not followed by LF, the marker byte in the
+    data) returns None and the block takes the general path (tests/extract/test_csv.py
+    compares both on random blocks). A marker inserted inside a multi-line quoted value is
+    removed.
     """
     if len(sep.encode("utf-8")) != 1 or sep in ('"', "\n", "\r", _MARK):
         return None
-    # Whole-block facts, each with the fastest scan measured on the benchmark: one-character
-    # needles with str methods (`in` is a memchr), the three-character one in polars.
-    eol = "\r\n" if text.endswith("\r\n") else "\n"  # how the block's last record ends
-    if _MARK in text or text.count('"') % 2:
+    # Whole-block facts with bytes methods (memchr-speed scans, no copy).
+    crlf = block.endswith(b"\r\n")  # how the block's last record ends
+    if _MARK.encode() in block or block.count(b'"') % 2:
         return None
-    if eol == "\n" and "\r" in text:  # a CRLF elsewhere would not get its mark
+    if not crlf and b"\r" in block:  # a CRLF elsewhere would not get its mark
         return None
-    block = pl.Series("block", [text]).to_frame()
-    if eol == "\r\n" and block.select(pl.col("block").str.contains("\r\r\n", literal=True)).item():
-        return None  # polars trims one CR before the LF: old path
     # Marks go before each CRLF in a block that ends with one (a bare LF there is usually inside
     # a quoted cell, as Excel writes them; one that ends a record leaves it without a mark,
-    # which is caught below), else before each LF.
-    marked = block.select(pl.col("block").str.replace_all(eol, sep + _MARK + eol, literal=True).cast(pl.Binary)).item()
+    # which is caught below), else before each LF. In a CRLF block every CR gets the mark (a
+    # one-byte replace is ~10x faster than the two-byte one), which is the same as marking the
+    # CRLFs when each CR is followed by a LF: as many CRLFs as marks inserted. (polars drops a
+    # CR that ends an unquoted field, so a lone CR's mark could pose as a record's own.)
+    eol = "\r\n" if crlf else "\n"
+    mark = (sep + _MARK).encode()
+    marked = block.replace(b"\r", mark + b"\r") if crlf else block.replace(b"\n", mark + b"\n")
+    inserted = (len(marked) - len(block)) // len(mark)
+    if crlf and block.count(b"\r\n") != inserted:
+        return None
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS + 1)]
     try:
         parsed = _read_block(marked, names, sep)
@@ -441,29 +477,38 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
         return None
     nfields = pl.coalesce([pl.when(pl.col(n) == _MARK).then(pl.lit(i, dtype=pl.Int64)) for i, n in enumerate(names)])
     parsed = parsed.with_columns(nfields=nfields)
+    # Every mark now sits at a record's end or inside a quoted value (a line end in it). The
+    # parse never makes marks, only drops them (cells past the spare columns): so when every
+    # record has one (none missing) and as many were inserted as there are records, no value
+    # holds one and the mark scans are skipped.
+    only_own = inserted == parsed.height
+    del marked
+    needle = '"' if only_own else f'["{_MARK}]'
     stats = parsed.select(
         lo=pl.col("nfields").min(),
         hi=pl.col("nfields").max(),
         missing=pl.col("nfields").null_count(),
         blank=((pl.col("nfields") == 1) & (pl.col("c0") == "")).any(),
-        # one scan per column for both a quote and a mark; the few hits are looked at below
-        **{n: pl.col(n).str.contains(f'["{_MARK}]').any() for n in names},
+        # one scan per column for a quote (and a mark); the few hits are looked at below
+        **{n: pl.col(n).str.contains(needle, literal=only_own).any() for n in names},
     ).row(0, named=True)
     if stats["missing"] or stats["blank"]:
         return None
     flagged = [n for n in names if stats[n]]
-    detail = (
-        parsed.select(
+    lo, hi = int(stats["lo"]), int(stats["hi"])
+    if only_own:
+        quoted, nested = flagged, set()
+    else:
+        detail = parsed.select(
             *[pl.col(n).str.contains('"', literal=True).any().alias(f"q_{n}") for n in flagged],
             *[
                 (pl.col(n).str.contains(_MARK, literal=True) & (pl.col(n) != _MARK)).any().alias(f"m_{n}")
                 for n in flagged
             ],
         ).row(0, named=True)
-        if flagged
-        else {}
-    )
-    quoted = [n for n in flagged if detail[f"q_{n}"]]
+        quoted = [n for n in flagged if detail[f"q_{n}"]]
+        # A mark inside a value (not the value itself): a quoted value spans a line end.
+        nested = {n for n in flagged if detail[f"m_{n}"]}
     if quoted:  # a value with a `"` must also hold a separator or a newline
         stray = pl.any_horizontal(
             [
@@ -474,9 +519,6 @@ def _parse_with_marks(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
         )
         if parsed.select(stray.any()).item():
             return None
-    lo, hi = int(stats["lo"]), int(stats["hi"])
-    # A mark inside a value (not the value itself): a quoted value spans a line end.
-    nested = {n for n in flagged if detail[f"m_{n}"]}
     inner = sep + _MARK + eol
 
     def value(i: int, n: str) -> pl.Expr:
@@ -508,20 +550,21 @@ def _read_block(data: bytes, names: list[str], sep: str) -> pl.DataFrame:
         empty_string_is_null=False,
         quote_char='"',
         infer_schema=False,
+        encoding="utf8-lossy",  # an invalid byte becomes U+FFFD, as Python's "replace" does
     )
 
 
-def _parse_with_polars(text: str, ncols: int, sep: str) -> pl.DataFrame | None:
+def _parse_with_polars(block: bytes, ncols: int, sep: str) -> pl.DataFrame | None:
     """Parse a block with polars' reader; None when it refuses or miscounts records."""
-    marked = _parse_with_marks(text, ncols, sep)
+    marked = _parse_with_marks(block, ncols, sep)
     if marked is not None:
         return marked
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS)]
     try:
-        parsed = _read_block(text.encode("utf-8"), names, sep)
+        parsed = _read_block(block, names, sep)
     except _POLARS_REFUSALS:
         return None
-    counts = _line_field_counts(text, sep)
+    counts = _line_field_counts(block.decode("utf-8", "replace"), sep)
     if counts.height != parsed.height:
         return None
     # polars also turns a dangling quote run into odd values; the line pass is the authority.
@@ -558,12 +601,14 @@ def _parse_with_regex(text: str, ncols: int, sep: str) -> pl.DataFrame:
     return recs.select(*cols, nfields=pl.col("vals").list.len().cast(pl.Int64), blank=pl.col("blank"), _surplus=surplus)
 
 
-def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_field_bytes: int) -> tuple[CsvBatch, int]:
-    """Parse complete records; return the batch and how many record numbers it used."""
+def _parse_block(
+    block: bytes, columns: list[str], sep: str, first_row: int, max_field_bytes: int
+) -> tuple[CsvBatch, int]:
+    """Parse complete UTF-8 records; return the batch and how many record numbers it used."""
     ncols = len(columns)
-    parsed = _parse_with_polars(text, ncols, sep)
+    parsed = _parse_with_polars(block, ncols, sep)
     if parsed is None:
-        parsed = _parse_with_regex(text, ncols, sep)
+        parsed = _parse_with_regex(block.decode("utf-8", "replace"), ncols, sep)
     consumed = parsed.height
     cnames = [f"c{i}" for i in range(ncols)]
     spare = [f"c{i}" for i in range(ncols, ncols + SPARE_COLUMNS)]
@@ -575,8 +620,9 @@ def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_fi
         "blank",
         *extra,
     )
-    df = df.filter(~pl.col("blank"))
-    has_fffd = REPLACEMENT in text
+    if df.get_column("blank").any():  # a filter copies every column: only when needed
+        df = df.filter(~pl.col("blank"))
+    has_fffd = not block.isascii()  # U+FFFD (given or from an invalid byte) is not ASCII
     undecodable = (
         pl.any_horizontal([pl.col(c).str.contains(REPLACEMENT, literal=True) for c in cnames])
         if has_fffd
@@ -610,8 +656,9 @@ def _parse_block(text: str, columns: list[str], sep: str, first_row: int, max_fi
     )
     df = df.with_columns(_rule=rule).with_columns(_reason=reason)
     renames = dict(zip(cnames, columns, strict=True))
-    good = df.filter(pl.col("_rule").is_null()).select("_row", *cnames).rename(renames)
-    bad = df.filter(pl.col("_rule").is_not_null())
+    ok = df.get_column("_rule").is_null()
+    good = (df if ok.all() else df.filter(ok)).select("_row", *cnames).rename(renames)
+    bad = df.filter(~ok)
     if "_surplus" not in bad.columns:
         bad = bad.with_columns(_surplus=pl.concat_str([pl.col(c).fill_null("") for c in spare], separator=sep))
     # The surplus fields of a row with too many fields go into its reason, so nothing the

@@ -8,6 +8,7 @@ with `.pipe`. Every input row ends in exactly one of `leads`, `rejects` or `dupl
       map_fields        ordered fallbacks; constants; allowlist   (quirk 2: phone -> phoneNumber)
       normalise_email   trim, mailto:, lower-case -> `_key`
       classify_rows     empty_row / missing_email / invalid_email -> rejects
+      explain_rejects   the reason of each reject (rejected rows only)
       fill_names        firstName / lastName fallback             (quirk 4)
       aggregate_notes   [[notes]] lines + seeds' AI block, idempotent
       select_lead_columns, split_duplicates (first row wins)      (quirk 7)
@@ -29,6 +30,7 @@ from etl.transform.dedupe import DUPLICATES_SCHEMA, Deduper, split_duplicates
 from etl.transform.notes import aggregate_notes
 from etl.transform.steps import (
     classify_rows,
+    explain_rejects,
     fill_names,
     map_fields,
     normalise_email,
@@ -100,14 +102,19 @@ def transform(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> Transfor
         frame.pipe(strip_values, source_columns)
         .pipe(map_fields, mapping, client_id)
         .pipe(normalise_email)
-        .pipe(classify_rows, email_columns)
+        .pipe(classify_rows)
     )
     bad = staged.get_column("_rule").is_not_null()
+    explained = staged.select("_row", "email", "_rule").filter(bad).pipe(explain_rejects, email_columns)
     rejects = pl.concat(
-        [staged.select("_row", "_reason", "_rule").filter(bad), frame.filter(bad).drop("_row")],
-        how="horizontal",
+        [explained.select("_row", "_reason", "_rule"), frame.filter(bad).drop("_row")], how="horizontal"
     )
-    good = staged.filter(~bad).pipe(fill_names).pipe(aggregate_notes, mapping).pipe(select_lead_columns)
+    good = (
+        (staged.filter(~bad) if bad.any() else staged)
+        .pipe(fill_names)
+        .pipe(aggregate_notes, mapping)
+        .pipe(select_lead_columns)
+    )
     leads, duplicates = split_duplicates(good)
     return TransformResult(leads=leads, rejects=rejects, duplicates=duplicates)
 

@@ -66,15 +66,21 @@ class Deduper:
             kept, dups_within = split_duplicates(leads)
             kept = kept.with_columns(_h=pl.col("_key").hash(_HASH_SEED))
         candidates = self._seen.filter(pl.col("_h").is_in(kept["_h"].implode()))
-        joined = kept.join(
-            candidates.select("_key", "_first_row"), on="_key", how="left", maintain_order="left"
+        # Only the rows whose hash was seen are compared by key: no join (a copy) of the batch.
+        probe = (
+            kept.select("_row", "_key", "_h")
+            .with_row_index("_i")
+            .filter(pl.col("_h").is_in(candidates["_h"].implode()))
+        )
+        matched = probe.join(
+            candidates.select("_key", "_first_row"), on="_key", how="inner", maintain_order="left"
         )  # nulls never match across batches (as before); within a batch they group
-        earlier = pl.col("_first_row").is_not_null()
-        dups_across = joined.filter(earlier).select("_row", "_key", _reason(pl.col("_first_row")).alias("_reason"))
-        fresh = joined.filter(~earlier)
+        dups_across = matched.select("_row", "_key", _reason(pl.col("_first_row")).alias("_reason"))
+        seen_before = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(matched["_i"].implode())
+        fresh = kept.filter(~seen_before) if matched.height else kept
         self._seen.vstack(fresh.select("_key", pl.col("_row").alias("_first_row"), "_h"), in_place=True)
         self._batches += 1
         if self._batches % 16 == 0:
             self._seen = self._seen.rechunk()  # keep the probed columns contiguous
         duplicates = pl.concat([dups_within, dups_across]).sort("_row")
-        return fresh.drop("_first_row", "_h"), duplicates
+        return fresh.drop("_h"), duplicates

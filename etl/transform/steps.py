@@ -135,13 +135,13 @@ def normalise_email(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(nullify_empty(["email"])).with_columns(pl.col("email").alias("_key"))
 
 
-def classify_rows(frame: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame:
-    """Add `_rule` / `_reason` (null when the row is fine). Needs `normalise_email` first.
+def classify_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add `_rule` (null when the row is fine). Needs `normalise_email` first.
 
     Rules: `empty_row` (no value at all), `missing_email` (no usable e-mail: a lead without one
     cannot be matched or deduplicated; the seeds skip such contacts), `invalid_email`.
+    The reasons are worded by `explain_rejects`, for the rejected rows only.
     """
-    looked = ", ".join(email_columns) if email_columns else "no e-mail column"
     valid = pl.col("email").str.contains(EMAIL_PATTERN) & (pl.col("email").str.len_chars() <= 254)
     rule = (
         pl.when(pl.col("_empty"))
@@ -152,9 +152,18 @@ def classify_rows(frame: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame
         .then(pl.lit("invalid_email"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    # Only the invalid ones are shown: the others are nulled first so the regex skips them.
-    invalid = pl.when(pl.col("_rule") == "invalid_email").then(pl.col("email"))
-    shown = invalid.str.replace_all(r"[\r\n\t]+", " ").str.slice(0, 80)
+    return frame.with_columns(rule.alias("_rule"))
+
+
+def explain_rejects(rejected: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame:
+    """Add `_reason` to rows that `classify_rows` gave a `_rule`.
+
+    Run on the rejected rows alone: an eager when/then evaluates every branch for every row,
+    and wording the few rejects is cheap where wording (and nulling) every row was not (about
+    a quarter of the transform on the benchmark).
+    """
+    looked = ", ".join(email_columns) if email_columns else "no e-mail column"
+    shown = pl.col("email").str.replace_all(r"[\r\n\t]+", " ").str.slice(0, 80)
     reason = (
         pl.when(pl.col("_rule") == "empty_row")
         .then(pl.lit("row has no values"))
@@ -164,7 +173,7 @@ def classify_rows(frame: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame
         .then(pl.format('not a valid e-mail address: "{}"', shown))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    return frame.with_columns(rule.alias("_rule")).with_columns(reason.alias("_reason"))
+    return rejected.with_columns(reason.alias("_reason"))
 
 
 def fill_names(frame: pl.DataFrame) -> pl.DataFrame:

@@ -225,7 +225,7 @@ def test_field_counts_by_quote_pair_collapse_equal_line_pass(text: str, sep: str
 
 mark_blocks = st.lists(
     st.sampled_from(['a,b', "x", '"q"', '""', '"', ",", ";", "\n", "\r\n", "\r", " ", "é", "\t", '"x,y"', '"l1\nl2"',
-                     '"l1\r\nl2"', ",,"]),
+                     '"l1\r\nl2"', ",,", "\r\r\n", '"a\rb"', "\r,"]),
     max_size=40,
 ).map("".join)  # fmt: skip
 
@@ -240,7 +240,7 @@ def test_marker_parse_equals_general_parse(text: str, sep: str, ncols: int) -> N
     from etl.extract.csv import SPARE_COLUMNS, _line_field_counts, _parse_with_marks, _read_block
 
     text = text if text.endswith("\n") else text + "\n"
-    fast = _parse_with_marks(text, ncols, sep)
+    fast = _parse_with_marks(text.encode(), ncols, sep)
     if fast is None:
         return
     general = _read_block(text.encode(), [f"c{i}" for i in range(ncols + SPARE_COLUMNS)], sep)
@@ -252,7 +252,10 @@ def test_marker_parse_equals_general_parse(text: str, sep: str, ncols: int) -> N
 def test_marker_parse_takes_the_bench_shape_and_refuses_stray_quotes() -> None:
     from etl.extract.csv import _parse_with_marks
 
-    ok = _parse_with_marks('a,"x, y",""\r\nb,"l1\nl2",\r\n', 3, ",")
+    ok = _parse_with_marks(b'a,"x, y",""\r\nb,"l1\nl2",\r\n', 3, ",")
     assert ok is not None and ok["nfields"].to_list() == [3, 3] and ok["c1"].to_list() == ["x, y", "l1\nl2"]
-    assert _parse_with_marks('x,a"b,c"d\n', 3, ",") is None  # parity and polars disagree here
-    assert _parse_with_marks("a,b,c\n\nd,e,f\n", 3, ",") is None  # blank line
+    assert _parse_with_marks(b'x,a"b,c"d\n', 3, ",") is None  # parity and polars disagree here
+    assert _parse_with_marks(b"a,b,c\n\nd,e,f\n", 3, ",") is None  # blank line
+    # A CR without its LF (marks go with every CR in a CRLF block): a general-path block.
+    for lone_cr in (b"a,b\r,\na,b\r\n", b"a,b\r\r\n", b'a,"x\ry"\r\n', b"a,b\rc\r\n"):
+        assert _parse_with_marks(lone_cr, 2, ",") is None, lone_cr
