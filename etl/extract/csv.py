@@ -94,6 +94,9 @@ class CsvSource:
     def batches(self, batch_rows: int = 100_000) -> Iterator[CsvBatch]:
         """Yield batches of roughly `batch_rows` records, reading the file block by block.
 
+        The first batch is an eighth of that: the caller (a transform, the first POSTs) starts
+        sooner, while the next block is parsed.
+
         The next block is read, decoded and parsed in a worker thread while the caller works on
         the current batch (polars releases the GIL, so extraction overlaps the caller's
         transform on a second core); at most one parsed block waits ahead. Output and order
@@ -106,10 +109,11 @@ class CsvSource:
         blocks = self._blocks(block_bytes)
 
         def parse_next() -> tuple[CsvBatch, int] | None:
-            block = next(blocks, None)
-            if block is None:
+            cut = next(blocks, None)
+            if cut is None:
                 return None
-            return _parse_block(block, self.columns, self.delimiter, 1, self.max_field_bytes)
+            block, balanced = cut
+            return _parse_block(block, self.columns, self.delimiter, 1, self.max_field_bytes, balanced)
 
         next_row = 1
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-parse") as pool:
@@ -123,8 +127,9 @@ class CsvSource:
                 yield _renumber(batch, next_row)
                 next_row += consumed
 
-    def _blocks(self, block_bytes: int) -> Iterator[bytes]:
-        """The records as UTF-8, cut into blocks of complete records, each ending with a newline.
+    def _blocks(self, block_bytes: int) -> Iterator[tuple[bytes, bool]]:
+        """The records as UTF-8, cut into blocks of complete records, each ending with a newline,
+        with whether the block's `"` count is even (known from the cut; saves a scan).
 
         Every block copy still alive adds to peak RSS and costs page faults (this runs in the
         worker next to the caller's transform), so a block is copied once: when the partial
@@ -133,7 +138,7 @@ class CsvSource:
         pending = b""
         quotes = 0  # `"` in `pending`: the parity the next chunk starts with
         for chunk in self._utf8_chunks(block_bytes):
-            cut = _cut(chunk, quotes)
+            cut, block_quotes = _cut(chunk, quotes)
             if cut <= 0:  # no complete record yet: read more
                 pending = b"".join((pending, chunk))
                 quotes += chunk.count(b'"')
@@ -143,10 +148,10 @@ class CsvSource:
             pending = bytes(view[cut:])
             quotes = pending.count(b'"')
             del view, chunk
-            yield block
+            yield block, block_quotes % 2 == 0
             del block  # not held while the next chunk is read
         if pending:
-            yield pending if pending.endswith(b"\n") else pending + b"\n"
+            yield (pending if pending.endswith(b"\n") else pending + b"\n"), quotes % 2 == 0
 
     def _utf8_chunks(self, size: int) -> Iterator[bytes]:
         """The file after the header, as UTF-8, in chunks of about `size` bytes (none empty).
@@ -156,16 +161,19 @@ class CsvSource:
         re-encoded one chunk at a time, so a 5M-row UTF-16 file never sits in memory whole.
         """
         with self.path.open("rb") as fh:
+            want = max(size // 8, 512)  # a small first chunk: the caller starts while the rest is read
             if self.encoding == "utf-8":
                 fh.seek(self._data_start_bytes)
-                while raw := fh.read(size):
+                while raw := fh.read(want):
                     yield raw
+                    want = size
                 return
             decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
             to_skip = self._data_start_chars
             scale = 2 if self.encoding.startswith("utf-16") else 1
             while True:
-                raw = fh.read(size * scale)
+                raw = fh.read(want * scale)
+                want = size
                 text = decoder.decode(raw, final=not raw)
                 if to_skip:
                     skipped = min(to_skip, len(text))
@@ -314,29 +322,30 @@ def _unique_names(fields: list[str]) -> list[str]:
 # --- block cutting and parsing ------------------------------------------------------------------
 
 
-def _cut(buf: bytes, quotes_before: int = 0) -> int:
-    """Index just after the last newline that ends a record (even `"` count before it,
-    counting the `quotes_before` that precede `buf`); 0 when there is none.
+def _cut(buf: bytes, quotes_before: int = 0) -> tuple[int, int]:
+    """(index just after the last newline that ends a record, `"` count before it); (0, 0)
+    when there is no newline. A newline ends a record when the `"` before it, counting the
+    `quotes_before` that precede `buf`, are even.
 
     Works on UTF-8 bytes: `"` and `\\n` never occur inside a multi-byte sequence.
     Bounded backtracking: with a stray unbalanced quote the parity never evens out, and the
-    block is cut at the last newline anyway; the regex fallback then parses it record by
-    record (a quote mid-field is literal), so the damage stays local.
+    block is cut at the last newline anyway (with an odd count); the regex fallback then
+    parses it record by record (a quote mid-field is literal), so the damage stays local.
     """
     pos = buf.rfind(b"\n")
     if pos < 0:
-        return 0
-    quotes = quotes_before + buf.count(b'"', 0, pos)
+        return 0, 0
+    total = quotes = quotes_before + buf.count(b'"', 0, pos)
     candidate = pos
     for _ in range(_MAX_BACKTRACK_LINES):
         if quotes % 2 == 0:
-            return candidate + 1
+            return candidate + 1, quotes
         prev = buf.rfind(b"\n", 0, candidate)
         if prev < 0:
             break
         quotes -= buf.count(b'"', prev, candidate)
         candidate = prev
-    return pos + 1
+    return pos + 1, total
 
 
 def _token_regex(sep: str) -> re.Pattern[str]:
@@ -432,7 +441,7 @@ _MARK = "\x01"
 """The end-of-record marker of `_parse_with_marks` (a block that contains it is parsed the old way)."""
 
 
-def _parse_with_marks(block: bytes, ncols: int, sep: str) -> pl.DataFrame | None:
+def _parse_with_marks(block: bytes, ncols: int, sep: str, balanced: bool | None = None) -> pl.DataFrame | None:
     """The common case in one polars parse: field counts from a marker field, no line pass.
 
     polars fills a missing trailing field with "", so its values alone cannot tell `a,b` from
@@ -442,32 +451,25 @@ def _parse_with_marks(block: bytes, ncols: int, sep: str) -> pl.DataFrame | None
     with `"` (quote parity then agrees everywhere). That is checked, not assumed: a value
     holding a `"` must also hold a separator or a newline (only a quoted field can), the
     block's `"` count is even, and every record has exactly one marker. Anything else
-    (stray quotes, a blank line or a lone `""`, more fields than spare columns, a record
-    ending in a bare LF in a CRLF block, a CR not followed by LF, the marker byte in the
-    data) returns None and the block takes the general path (tests/extract/test_csv.py
-    compares both on random blocks). A marker inserted inside a multi-line quoted value is
-    removed.
+    (stray quotes, a blank line or a lone `""`, more fields than spare columns, the marker
+    byte in the data) returns None and the block takes the general path
+    (tests/extract/test_csv.py compares both on random blocks). A marker inserted inside a
+    multi-line quoted value is removed. `balanced`: whether the block's `"` count is even,
+    when the caller knows.
     """
     if len(sep.encode("utf-8")) != 1 or sep in ('"', "\n", "\r", _MARK):
         return None
     # Whole-block facts with bytes methods (memchr-speed scans, no copy).
-    crlf = block.endswith(b"\r\n")  # how the block's last record ends
-    if _MARK.encode() in block or block.count(b'"') % 2:
+    if _MARK.encode() in block or (block.count(b'"') % 2 if balanced is None else not balanced):
         return None
-    if not crlf and b"\r" in block:  # a CRLF elsewhere would not get its mark
-        return None
-    # Marks go before each CRLF in a block that ends with one (a bare LF there is usually inside
-    # a quoted cell, as Excel writes them; one that ends a record leaves it without a mark,
-    # which is caught below), else before each LF. In a CRLF block every CR gets the mark (a
-    # one-byte replace is ~10x faster than the two-byte one), which is the same as marking the
-    # CRLFs when each CR is followed by a LF: as many CRLFs as marks inserted. (polars drops a
-    # CR that ends an unquoted field, so a lone CR's mark could pose as a record's own.)
-    eol = "\r\n" if crlf else "\n"
+    # A mark goes before every LF, CRLF or not: polars drops one CR that ends an unquoted
+    # field, as it does one before a record's LF, so `x\r<sep>\x01\n` reads as `x\r\n` does
+    # (the tests compare both paths on random blocks with CRs anywhere). A one-byte replace
+    # is ~10x faster than a two-byte one, and a CR needs no scan of its own.
+    eol = "\n"
     mark = (sep + _MARK).encode()
-    marked = block.replace(b"\r", mark + b"\r") if crlf else block.replace(b"\n", mark + b"\n")
+    marked = block.replace(b"\n", mark + b"\n")
     inserted = (len(marked) - len(block)) // len(mark)
-    if crlf and block.count(b"\r\n") != inserted:
-        return None
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS + 1)]
     try:
         parsed = _read_block(marked, names, sep)
@@ -554,9 +556,9 @@ def _read_block(data: bytes, names: list[str], sep: str) -> pl.DataFrame:
     )
 
 
-def _parse_with_polars(block: bytes, ncols: int, sep: str) -> pl.DataFrame | None:
+def _parse_with_polars(block: bytes, ncols: int, sep: str, balanced: bool | None) -> pl.DataFrame | None:
     """Parse a block with polars' reader; None when it refuses or miscounts records."""
-    marked = _parse_with_marks(block, ncols, sep)
+    marked = _parse_with_marks(block, ncols, sep, balanced)
     if marked is not None:
         return marked
     names = [f"c{i}" for i in range(ncols + SPARE_COLUMNS)]
@@ -602,11 +604,14 @@ def _parse_with_regex(text: str, ncols: int, sep: str) -> pl.DataFrame:
 
 
 def _parse_block(
-    block: bytes, columns: list[str], sep: str, first_row: int, max_field_bytes: int
+    block: bytes, columns: list[str], sep: str, first_row: int, max_field_bytes: int, balanced: bool | None = None
 ) -> tuple[CsvBatch, int]:
-    """Parse complete UTF-8 records; return the batch and how many record numbers it used."""
+    """Parse complete UTF-8 records; return the batch and how many record numbers it used.
+
+    `balanced`: whether the block holds an even number of `"`, when the caller knows (a scan).
+    """
     ncols = len(columns)
-    parsed = _parse_with_polars(block, ncols, sep)
+    parsed = _parse_with_polars(block, ncols, sep, balanced)
     if parsed is None:
         parsed = _parse_with_regex(block.decode("utf-8", "replace"), ncols, sep)
     consumed = parsed.height

@@ -243,8 +243,12 @@ def test_marker_parse_equals_general_parse(text: str, sep: str, ncols: int) -> N
     fast = _parse_with_marks(text.encode(), ncols, sep)
     if fast is None:
         return
-    general = _read_block(text.encode(), [f"c{i}" for i in range(ncols + SPARE_COLUMNS)], sep)
     counts = _line_field_counts(text, sep)
+    try:
+        general = _read_block(text.encode(), [f"c{i}" for i in range(ncols + SPARE_COLUMNS)], sep)
+    except pl.exceptions.ComputeError:  # polars refuses the unmarked block (a stray mid-field quote):
+        assert fast["nfields"].to_list() == counts["nfields"].to_list()  # the quote-parity count holds
+        return
     assert counts.height == general.height
     assert_frame_equal(fast, pl.concat([general, counts], how="horizontal"))
 
@@ -256,6 +260,13 @@ def test_marker_parse_takes_the_bench_shape_and_refuses_stray_quotes() -> None:
     assert ok is not None and ok["nfields"].to_list() == [3, 3] and ok["c1"].to_list() == ["x, y", "l1\nl2"]
     assert _parse_with_marks(b'x,a"b,c"d\n', 3, ",") is None  # parity and polars disagree here
     assert _parse_with_marks(b"a,b,c\n\nd,e,f\n", 3, ",") is None  # blank line
-    # A CR without its LF (marks go with every CR in a CRLF block): a general-path block.
-    for lone_cr in (b"a,b\r,\na,b\r\n", b"a,b\r\r\n", b'a,"x\ry"\r\n', b"a,b\rc\r\n"):
-        assert _parse_with_marks(lone_cr, 2, ",") is None, lone_cr
+    # CRs anywhere (marks go before every LF; polars drops one CR that ends a field either way)
+    for text, cells, n in (
+        (b"a,b\r,\na,b\r\n", [["a", "a"], ["b", "b"], ["", ""]], [3, 2]),
+        (b"a,b\r\r\n", [["a"], ["b\r"], [""]], [2]),
+        (b'a,"x\ry"\r\n', [["a"], ["x\ry"], [""]], [2]),
+        (b"a,b\rc\r\n", [["a"], ["b\rc"], [""]], [2]),
+    ):
+        got = _parse_with_marks(text, 2, ",")
+        assert got is not None and got["nfields"].to_list() == n, text
+        assert [got[f"c{i}"].to_list() for i in range(3)] == cells, text
