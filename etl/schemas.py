@@ -26,7 +26,14 @@ import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
 from etl.fields import LEAD_FIELDS
-from etl.transform.steps import BLANK_CHARS, EMAIL_PATTERN, NAME_USABLE_PATTERN, ascii_columns, strip_chars_expr
+from etl.transform.steps import (
+    ASCII_ALNUM,
+    BLANK_CHARS,
+    EMAIL_PATTERN,
+    NAME_USABLE_PATTERN,
+    ascii_columns,
+    strip_chars_expr,
+)
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 _BLANK_CLASS = "".join(f"\\x{{{ord(c):x}}}" for c in BLANK_CHARS)
@@ -176,9 +183,12 @@ def payload_checks_pass(leads: pl.DataFrame) -> bool:
     checks.append(pattern if "email" in ascii_only else pattern & (email == email.str.to_lowercase()))
     if "_key" in schema and not leads.select((pl.col("_key") == email).all()).item():
         checks.append(pl.col("_key").str.contains(EMAIL_PATTERN))  # key_is_email (else key == email)
-    for c in ("firstName", "lastName"):
-        if c in schema:
-            checks.append(pl.col(c).str.contains(NAME_PATTERN).fill_null(True))
+    names = [c for c in ("firstName", "lastName") if c in fields]
+    if names:  # an ASCII letter or digit settles a name (one cheap scan); the regex checks the rest
+        ascii_hits = leads.select(pl.col(c).str.contains_any(ASCII_ALNUM).fill_null(False) for c in names)
+        for c in names:
+            hit = pl.lit(ascii_hits.get_column(c))
+            checks.append(hit | pl.when(~hit).then(pl.col(c)).str.contains(NAME_PATTERN).fill_null(True))
     verdicts = leads.select([check.fill_null(False).all().alias(str(i)) for i, check in enumerate(checks)]).row(0)
     if not all(verdicts):
         return False

@@ -10,13 +10,14 @@ from typing import Any
 
 import polars as pl
 
+from etl.extract.csv import BATCH_ROWS
 from etl.pipeline import SourceBatch
 
 
 @dataclass
 class CsvFileSource:
     path: Path
-    batch_rows: int = 100_000
+    batch_rows: int = BATCH_ROWS
 
     def __post_init__(self) -> None:
         from etl.extract.csv import open_csv

@@ -4,6 +4,8 @@ no I/O, no clock, no per-row Python. `etl.transform.transform` chains them with 
 
 from __future__ import annotations
 
+import string
+
 import polars as pl
 
 from etl.fields import LEAD_FIELDS
@@ -46,6 +48,23 @@ _ASCII_BLANK = "".join(c for c in BLANK_CHARS if c.isascii())
 # The e-mail local part shapes we trust to be "first<sep>last": two letter-only words of 2+.
 _NAME_PARTS = r"^(\p{L}{2,})[._-](\p{L}{2,})$"
 _NAME_PARTS_IN_EMAIL = r"^(\p{L}{2,})[._-](\p{L}{2,})(?:[@+]|$)"
+
+
+ASCII_ALNUM = [*string.ascii_letters, *string.digits]
+
+
+def with_letter_or_digit(frame: pl.DataFrame, columns: dict[str, str]) -> pl.DataFrame:
+    """Add, for each `{source: target}`, `source.str.contains(NAME_USABLE_PATTERN)` as `target`
+    (null for null). An ASCII letter or digit settles most values with one multi-needle scan
+    (~2x cheaper than the Unicode regex, benchmark); the regex runs only on the rest (nulls
+    elsewhere cost nothing)."""
+    hits = {t: f"{t}_ascii" for t in columns.values()}
+    staged = frame.with_columns(pl.col(c).str.contains_any(ASCII_ALNUM).alias(hits[t]) for c, t in columns.items())
+    rest = [
+        (pl.col(hits[t]) | pl.when(~pl.col(hits[t])).then(pl.col(c)).str.contains(NAME_USABLE_PATTERN)).alias(t)
+        for c, t in columns.items()
+    ]
+    return staged.with_columns(rest).drop(hits.values())
 
 
 def ascii_columns(frame: pl.DataFrame, columns: list[str]) -> set[str]:
@@ -196,10 +215,8 @@ def fill_names(frame: pl.DataFrame) -> pl.DataFrame:
     # `-`), without a capture-group pass over every address (the slow part).
     # The address is only looked at for rows with an unusable name (the regex runs on the
     # others' nulls for free); a row with both names usable never reads `_fp` / `_lp`.
-    staged = frame.with_columns(
-        pl.col("firstName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_uf"),
-        pl.col("lastName").str.contains(NAME_USABLE_PATTERN).fill_null(False).alias("_ul"),
-    )
+    staged = with_letter_or_digit(frame, {"firstName": "_uf", "lastName": "_ul"})
+    staged = staged.with_columns(pl.col("_uf").fill_null(False), pl.col("_ul").fill_null(False))
     needed = pl.when(~(pl.col("_uf") & pl.col("_ul"))).then(pl.col("email"))
     staged = staged.with_columns(needed.str.extract_groups(_NAME_PARTS_IN_EMAIL).alias("_parts"))
     staged = staged.with_columns(
@@ -208,12 +225,11 @@ def fill_names(frame: pl.DataFrame) -> pl.DataFrame:
     )
     role = pl.col("_fp").is_in(list(ROLE_WORDS)) | pl.col("_lp").is_in(list(ROLE_WORDS))
     staged = staged.with_columns((pl.col("_fp").is_not_null() & ~role.fill_null(False)).alias("_derivable"))
-    first_ok = pl.col("_derivable") & (
-        ~pl.col("_ul") | (pl.col("lastName").str.to_lowercase() == pl.col("_lp")).fill_null(False)
-    )
-    last_ok = pl.col("_derivable") & (
-        ~pl.col("_uf") | (pl.col("firstName").str.to_lowercase() == pl.col("_fp")).fill_null(False)
-    )
+    # The other name is lower-cased only where it decides something (derivable rows).
+    other_last = pl.when(pl.col("_derivable") & pl.col("_ul")).then(pl.col("lastName")).str.to_lowercase()
+    other_first = pl.when(pl.col("_derivable") & pl.col("_uf")).then(pl.col("firstName")).str.to_lowercase()
+    first_ok = pl.col("_derivable") & (~pl.col("_ul") | (other_last == pl.col("_lp")).fill_null(False))
+    last_ok = pl.col("_derivable") & (~pl.col("_uf") | (other_first == pl.col("_fp")).fill_null(False))
     first_name = (
         pl.when(pl.col("_uf"))
         .then(pl.col("firstName"))

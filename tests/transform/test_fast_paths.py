@@ -144,3 +144,14 @@ def test_python_whitespace_is_blank() -> None:
     assert set(python_ws) <= set(BLANK_CHARS)
     got = strip_values(_frame(["\x1f", " \x1c a \x1e", "\x1d"]), ["v"])["v"].to_list()
     assert got == [None, "a", None]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), texts, st.sampled_from(["-", ".", ", ", "Zoë", "李", "٣", "Ⅻ", "a"])), max_size=8))
+def test_letter_or_digit_equals_the_unicode_regex(values: list[str | None]) -> None:
+    from etl.transform.steps import NAME_USABLE_PATTERN, with_letter_or_digit
+
+    frame = _frame(values)
+    fast = with_letter_or_digit(frame, {"v": "ok"}).get_column("ok")
+    plain = frame.select(pl.col("v").str.contains(NAME_USABLE_PATTERN)).to_series()
+    assert fast.to_list() == plain.to_list()
