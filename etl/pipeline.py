@@ -10,12 +10,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio
 import httpx
 import polars as pl
 
+from etl.ahead import map_ahead
 from etl.config import Settings
 from etl.errors import CredentialsRejected, EtlError, TargetUnreachable, UsageError
 from etl.load.api import LeadGeniusApi
@@ -27,6 +28,9 @@ from etl.reconcile import read_target, reconcile
 from etl.report import RejectsWriter, RunReport, decide_exit_code, write_json_atomic
 from etl.slug import looks_like_uuid, slugify
 from etl.state import LEDGER_COLUMNS, Ledger
+
+if TYPE_CHECKING:
+    from etl.transform import TransformResult
 
 Mode = Literal["insert", "upsert"]
 
@@ -57,14 +61,22 @@ class AsyncSource(Protocol):
 Source = SyncSource | AsyncSource
 
 
-async def _iterate(source: Source) -> AsyncIterator[SourceBatch]:
+async def _transformed(
+    source: Source, transform_batch: Callable[[SourceBatch], TransformResult]
+) -> AsyncIterator[tuple[SourceBatch, TransformResult]]:
+    """Each batch with its transform, in order. The transform runs off the event loop (a
+    100k-row transform would stall every request in flight); a sync source's next batches are
+    transformed ahead on worker threads while this one is loaded."""
     if hasattr(source, "abatches"):
         async for batch in source.abatches():
-            yield batch
+            yield batch, await anyio.to_thread.run_sync(transform_batch, batch)
         return
-    batches = source.batches()
-    while (batch := await anyio.to_thread.run_sync(next, batches, None)) is not None:
-        yield batch
+    stream = map_ahead(source.batches(), transform_batch, name="transform")
+    try:
+        while (pair := await anyio.to_thread.run_sync(next, stream, None)) is not None:
+            yield pair
+    finally:
+        await anyio.to_thread.run_sync(stream.close)
 
 
 @dataclass(frozen=True)
@@ -130,7 +142,7 @@ async def run_import(
             )
             deduper = Deduper()
             c = report.counts
-            async for batch in _iterate(source):
+            async for batch, result in _transformed(source, lambda b: transform(b.frame, mapping, slug)):
                 if on_batch:
                     on_batch(batch)
                 c.extracted += batch.frame.height + batch.rejects.height
@@ -139,7 +151,6 @@ async def run_import(
                 rejects.write(batch.rejects)
                 for key, value in batch.info.items():
                     _accumulate(report.source_info, key, value)
-                result = transform(batch.frame, mapping, slug)
                 report.add_rejects(result.rejects)
                 rejects.write(result.rejects)
                 kept, cross_dups = deduper(result.leads)
