@@ -490,18 +490,21 @@ def _parse_with_marks(block: bytes, ncols: int, sep: str, balanced: bool | None 
     only_own = inserted == parsed.height
     del marked
     needle = '"' if only_own else f'["{_MARK}]'
-    stats = parsed.select(
+    shape = parsed.select(
         lo=pl.col("nfields").min(),
         hi=pl.col("nfields").max(),
         missing=pl.col("nfields").null_count(),
         blank=((pl.col("nfields") == 1) & (pl.col("c0") == "")).any(),
-        # one scan per column for a quote (and a mark); the few hits are looked at below
-        **{n: pl.col(n).str.contains(needle, literal=only_own).any() for n in names},
     ).row(0, named=True)
-    if stats["missing"] or stats["blank"]:
+    if shape["missing"] or shape["blank"]:
         return None
-    flagged = [n for n in names if stats[n]]
-    lo, hi = int(stats["lo"]), int(stats["hi"])
+    lo, hi = int(shape["lo"]), int(shape["hi"])
+    # Cells from column `hi` on hold a record's own mark or are missing (""): only the columns
+    # before it can hold a quote or a mark inside a value. One scan per column for both; the
+    # few hits are looked at below.
+    scanned = names[:hi]
+    stats = parsed.select(pl.col(n).str.contains(needle, literal=only_own).any() for n in scanned).row(0, named=True)
+    flagged = [n for n in scanned if stats[n]]
     if only_own:
         quoted, nested = flagged, set()
     else:
