@@ -666,11 +666,11 @@ def _parse_block(
         .then(pl.lit(f"a value is longer than {max_field_bytes} bytes"))
         .otherwise(pl.lit(None, dtype=pl.String))
     )
-    df = df.with_columns(_rule=rule).with_columns(_reason=reason)
+    df = df.with_columns(_rule=rule)
     renames = dict(zip(cnames, columns, strict=True))
     ok = df.get_column("_rule").is_null()
     good = (df if ok.all() else df.filter(ok)).select("_row", *cnames).rename(renames)
-    bad = df.filter(~ok)
+    bad = df.filter(~ok).with_columns(_reason=reason)  # worded for the rejected rows only
     if "_surplus" not in bad.columns:
         bad = bad.with_columns(_surplus=pl.concat_str([pl.col(c).fill_null("") for c in spare], separator=sep))
     # The surplus fields of a row with too many fields go into its reason, so nothing the
