@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,6 +133,39 @@ def run_vectorised(path: Path, batch_rows: int | None = None, stages: dict[str, 
     return counts
 
 
+def run_dry_run(path: Path) -> tuple[dict[str, int], float]:
+    """`import csv FILE --dry-run` as the CLI runs it (`etl.pipeline.run_import`): the core path
+    plus logging in, the one paginated read of the target, the create/update plan, the rejects
+    CSV and the JSON report, against a sandbox started (before the clock) in this process."""
+    import anyio
+
+    from etl.config import Settings
+    from etl.mapping import Mapping
+    from etl.pipeline import ImportOptions, run_import
+    from etl.sandbox.leadgenius.app import create_app
+    from etl.sandbox.leadgenius.store import SandboxConfig
+    from etl.sandbox.server import serving
+    from etl.sources import CsvFileSource
+
+    with tempfile.TemporaryDirectory() as tmp, serving(create_app(SandboxConfig())) as server:
+        d = Path(tmp)
+        settings = Settings(
+            base_url=server.base_url,
+            auth_file=d / "auth.json",
+            email="demo@leadgenius.local",
+            password="demo-password",
+            state_path=d / "state.db",
+        )
+        options = ImportOptions(
+            client="Acme Corp", dry_run=True, report_path=d / "report.json", rejects_path=d / "rejects.csv"
+        )
+        started = time.perf_counter()
+        report = anyio.run(lambda: run_import(settings, CsvFileSource(path), Mapping.builtin("csv"), options))
+        took = time.perf_counter() - started
+    c = report.counts
+    return {"extracted": c.extracted, "valid": c.created, "rejected": c.rejected, "duplicates": c.duplicates}, took
+
+
 def _timed(fn: object, *args: object) -> tuple[dict[str, int], float]:
     started = time.perf_counter()
     out = fn(*args)  # type: ignore[operator]
@@ -168,6 +202,7 @@ def main(quick: bool) -> str:
     stages: dict[str, float] = {}
     vec, vec_s = _timed(run_vectorised, path, None, stages)
     base, base_s = _timed(run_rowwise, path, Mapping.builtin("csv"), "acme-corp")
+    full, full_s = run_dry_run(path)
     lines = [
         f"### Transform benchmark: {rows:,} rows ({size_mb:.0f} MB messy CSV, seeds' format)",
         "",
@@ -177,8 +212,11 @@ def main(quick: bool) -> str:
         f"| {vec['valid']:,} | {vec['rejected']:,} | {vec['duplicates']:,} |",
         f"| row-by-row (csv.DictReader, per-row dicts) | {base_s:.2f} | {rows / base_s:,.0f} "
         f"| {base['valid']:,} | {base['rejected']:,} | {base['duplicates']:,} |",
+        f"| the CLI's dry run (+ login, target read, plan, rejects CSV, report) | {full_s:.2f} | "
+        f"{rows / full_s:,.0f} | {full['valid']:,} | {full['rejected']:,} | {full['duplicates']:,} |",
         "",
-        f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×). Both ways agree on counts: {vec == base}.",
+        f"**Speed-up: {base_s / vec_s:.1f}×** (target ≥ 10×); the CLI's whole dry run, doing more than the "
+        f"row-by-row path: **{base_s / full_s:.1f}×**. All three agree on counts: {vec == base == full}.",
         "",
         f"Vectorised, seconds per stage (batches of {BATCH_ROWS:,} rows, as the CLI reads; time this loop spent "
         "in each stage; extraction and the transform of the next batches run on worker threads): "

@@ -162,11 +162,11 @@ async def run_import(
                 planned = plan(kept, target_df, ledger_df, options.mode)
                 counts = action_counts(planned)
                 c.unchanged += counts["unchanged"]
-                run_keys.update(kept.get_column("_key").to_list())
                 if options.dry_run:
                     c.created += counts["create"]
                     c.updated += counts["update"]
                     continue
+                run_keys.update(kept.get_column("_key").to_list())  # what reconcile checks
                 assert target_id is not None
                 notify("planned", counts["create"] + counts["update"])
                 _adopt_existing(ledger, target_id, slug, report.run_id, planned)
