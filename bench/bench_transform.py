@@ -201,8 +201,8 @@ def main(quick: bool) -> str:
 
     stages: dict[str, float] = {}
     vec, vec_s = _timed(run_vectorised, path, None, stages)
-    base, base_s = _timed(run_rowwise, path, Mapping.builtin("csv"), "acme-corp")
     full, full_s = run_dry_run(path)
+    base, base_s = _timed(run_rowwise, path, Mapping.builtin("csv"), "acme-corp")
     lines = [
         f"### Transform benchmark: {rows:,} rows ({size_mb:.0f} MB messy CSV, seeds' format)",
         "",
