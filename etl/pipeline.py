@@ -79,6 +79,17 @@ async def _transformed(
         await anyio.to_thread.run_sync(stream.close)
 
 
+def settle_before_reconcile(resent_after_doubt: int, timeout_s: float) -> float:
+    """Seconds to wait before reconcile reads the target (pure).
+
+    A create whose answer was lost, then not found, is sent again; if the first request was
+    only slow, it may still land after reconcile has read the target, and its copy would stay
+    (quirk 7: the API does not dedupe). Waiting one request timeout lets it land first, where
+    reconcile removes it. Only runs that re-sent pay the wait.
+    """
+    return timeout_s if resent_after_doubt else 0.0
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     client: str
@@ -175,12 +186,18 @@ async def run_import(
             if not options.dry_run and target_id is not None:
                 c.created, c.updated, c.failed = loader.result.created, loader.result.updated, loader.result.failed
                 report.failures = loader.result.failures[:1000]
+                settle_s = settle_before_reconcile(loader.result.resent_after_doubt, settings.timeout_s)
+                if settle_s:
+                    log.info("settling before reconcile", resent_after_doubt=loader.result.resent_after_doubt,
+                             seconds=settle_s)
+                    await anyio.sleep(settle_s)
                 rec = await reconcile(
                     api, ledger, target=target_id, client_id=slug, keys=run_keys,
                     repair=True, max_rounds=options.repair_rounds, company_id=report.target.get("company_id"),
                 )
                 c.confirmed, c.missing = rec.confirmed, rec.missing
                 report.reconcile = {
+                    "settled_s": settle_s,
                     "rounds": rec.rounds, "repaired": rec.repaired, "duplicates_removed": rec.duplicates_removed,
                     "visible_by_slug": rec.visible, "missing_sample": rec.missing_keys[:50],
                     "target_leads_after": rec.snapshot.leads if rec.snapshot else None,

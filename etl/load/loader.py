@@ -28,6 +28,8 @@ class LoadResult:
     updated: int = 0
     failed: int = 0
     in_doubt_resolved: int = 0
+    resent_after_doubt: int = 0
+    """Creates sent again after an unanswered POST was not found: the first may still land."""
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -116,6 +118,7 @@ class Loader:
                     self.result.in_doubt_resolved += 1
                     self._done(item, "created", str(found[0]["id"]), ours=True)
                     return
+                self.result.resent_after_doubt += 1
                 continue
             except (SkippableApiError, RetriableApiError) as exc:
                 self._failed(item, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,27 @@ def test_exact_final_state_under_faults_and_expiring_tokens(lg_sandbox, tmp_path
     injected = lg_sandbox.stats()["injected"]
     assert sum(injected.values()) > 20, injected
     assert_no_quirk_500(lg_sandbox)
+
+
+def test_a_slow_create_that_lands_after_its_resend_is_not_left_doubled(lg_sandbox, tmp_path: Path) -> None:
+    # The first POST takes 5 s; the client gives up at 2 s, looks at 4 s (not there yet) and
+    # sends it again. The slow one lands at 5 s: the run waits one timeout (to ~6 s) before
+    # reconcile reads the target, which then removes the slow copy.
+    lg_sandbox.fault("slow", next=1, route="POST /api/leads", slow_ms=5000)
+    settings = settings_for(lg_sandbox.base_url, tmp_path, timeout_s=2.0)
+    started = time.monotonic()
+    report = run_csv(settings, write_csv(tmp_path / "in.csv", people(1)), concurrency=1)
+    time.sleep(max(0.0, started + 6.0 - time.monotonic()))  # the slow POST has surely landed
+    assert list(email_counts(stored(lg_sandbox, "acme-corp")).values()) == [1]
+    assert report.reconcile["settled_s"] == 2.0 and report.reconcile["duplicates_removed"] == 1
+    assert (report.counts.created, report.counts.confirmed, report.exit_code) == (1, 1, 0)
+
+
+def test_a_run_without_resends_does_not_wait_before_reconcile() -> None:
+    from etl.pipeline import settle_before_reconcile
+
+    assert settle_before_reconcile(0, 30.0) == 0.0
+    assert settle_before_reconcile(2, 30.0) == 30.0
 
 
 def test_silent_drops_are_repaired_by_reconciliation(lg_sandbox, tmp_path: Path) -> None:
