@@ -153,7 +153,17 @@ async def run_import(
             )
             deduper = Deduper()
             c = report.counts
-            async for batch, result in _transformed(source, lambda b: transform(b.frame, mapping, slug)):
+
+            def transform_batch(batch: SourceBatch) -> TransformResult:
+                # Validated on the worker thread, before any of the batch is loaded: the payload
+                # check of its leads (a superset of what dedupe keeps) costs about a third of
+                # the transform, and on the consuming thread it held back the next batches
+                # (~0.5 s of a 1M-row dry run).
+                result = transform(batch.frame, mapping, slug)
+                validate_leads(result.leads)
+                return result
+
+            async for batch, result in _transformed(source, transform_batch):
                 if on_batch:
                     on_batch(batch)
                 c.extracted += batch.frame.height + batch.rejects.height
@@ -167,7 +177,6 @@ async def run_import(
                 kept, cross_dups = deduper(result.leads)
                 c.duplicates += result.duplicates.height + cross_dups.height
                 c.valid += result.leads.height + result.duplicates.height
-                validate_leads(kept)
                 fills.append(fill_rates(kept))
                 fill_weights.append(kept.height)
                 planned = plan(kept, target_df, ledger_df, options.mode)

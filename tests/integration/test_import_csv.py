@@ -164,6 +164,29 @@ def test_a_run_without_resends_does_not_wait_before_reconcile() -> None:
     assert settle_before_reconcile(2, 30.0) == 30.0
 
 
+def test_a_payload_schema_violation_stops_the_run_before_any_post(lg_sandbox, tmp_path: Path, monkeypatch) -> None:
+    # A transform bug that lets a punctuation-only lastName through (quirk 4: a 500) must be
+    # caught by the payload check before any lead of the batch is sent.
+    import dataclasses
+
+    import polars as pl
+
+    import etl.transform
+    from etl.schemas import LeadSchemaViolation
+
+    real = etl.transform.transform
+
+    def buggy(frame: pl.DataFrame, mapping: object, client_id: str) -> etl.transform.TransformResult:
+        result = real(frame, mapping, client_id)  # type: ignore[arg-type]
+        return dataclasses.replace(result, leads=result.leads.with_columns(lastName=pl.lit(".")))
+
+    monkeypatch.setattr(etl.transform, "transform", buggy)
+    settings = settings_for(lg_sandbox.base_url, tmp_path)
+    with pytest.raises(LeadSchemaViolation, match="name_not_punctuation_only"):
+        run_csv(settings, write_csv(tmp_path / "in.csv", people(20)))
+    assert stored(lg_sandbox, "acme-corp") == []
+
+
 def test_silent_drops_are_repaired_by_reconciliation(lg_sandbox, tmp_path: Path) -> None:
     lg_sandbox.configure(drop_probability=0.2, seed=11)
     report = run_csv(settings_for(lg_sandbox.base_url, tmp_path), write_csv(tmp_path / "in.csv", people(100)))
