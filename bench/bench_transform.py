@@ -144,6 +144,7 @@ def run_dry_run(path: Path) -> tuple[dict[str, int], float]:
     import anyio
 
     from etl.config import Settings
+    from etl.log import configure
     from etl.mapping import Mapping
     from etl.pipeline import ImportOptions, run_import
     from etl.sandbox.leadgenius.app import create_app
@@ -151,6 +152,7 @@ def run_dry_run(path: Path) -> tuple[dict[str, int], float]:
     from etl.sandbox.server import serving
     from etl.sources import CsvFileSource
 
+    configure(level="WARNING")  # as `make demo` runs it: no per-batch log lines
     with tempfile.TemporaryDirectory() as tmp, serving(create_app(SandboxConfig())) as server:
         d = Path(tmp)
         settings = Settings(
