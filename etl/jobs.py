@@ -21,7 +21,7 @@ from etl.errors import ConfigError, UsageError
 from etl.pipeline import ImportOptions, Progress, check_writable, run_import
 from etl.report import RunReport, write_json_atomic
 from etl.slug import slugify
-from etl.state import Ledger, job_lock
+from etl.state import open_state
 
 MARK = "hubspot.lastmodifieddate"
 JOB_KEYS = {
@@ -130,7 +130,7 @@ async def import_hubspot(
     if not settings.hubspot_token:
         raise UsageError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (a private-app token)")
     check_url(settings.hubspot_base_url, allow_insecure_http=settings.allow_insecure_http, what="HubSpot URL")
-    ledger = Ledger(settings.state_path)
+    ledger = open_state(settings)
     try:
         stored = ledger.get_mark(job, MARK)
         start = None if full else (since or (parse_since(stored) if stored else None))
@@ -167,7 +167,7 @@ def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progre
         client=spec.client, mode=spec.mode, dry_run=spec.dry_run, report_path=spec.report,
         rejects_path=spec.rejects, rate=spec.rate, concurrency=spec.concurrency, strict=spec.strict, job=spec.name,
     )
-    with job_lock(settings.state_path, spec.name):
+    with open_state(settings) as state, state.job_lock(spec.name):
         if spec.source == "hubspot":
             mapping = Mapping.load(spec.mapping) if spec.mapping else None
             since = parse_since(spec.since) if spec.since else None

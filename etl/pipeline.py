@@ -27,7 +27,7 @@ from etl.log import get_logger
 from etl.reconcile import read_target, reconcile
 from etl.report import RejectsWriter, RunReport, decide_exit_code, write_json_atomic
 from etl.slug import looks_like_uuid, slugify
-from etl.state import LEDGER_COLUMNS, Ledger
+from etl.state import LEDGER_COLUMNS, Ledger, open_state
 
 if TYPE_CHECKING:
     from etl.transform import TransformResult
@@ -131,7 +131,7 @@ async def run_import(
     notify = progress or (lambda _e, _n: None)
     log = get_logger(stage="pipeline", source=source.name)
     report = RunReport(dry_run=options.dry_run, client_id=None, mode=options.mode, source=source.name)
-    ledger = Ledger(settings.state_path)
+    ledger = open_state(settings)
     report.run_id = ledger.start_run(
         command="import", source=source.name, target=settings.base_url, client_id=None,
         mode=options.mode, dry_run=options.dry_run, job=options.job,

@@ -24,7 +24,7 @@ from etl.load.api import LeadGeniusApi
 from etl.load.clients import resolve_client
 from etl.reconcile import reconcile as do_reconcile
 from etl.report import write_json_atomic
-from etl.state import Ledger
+from etl.state import describe_state, open_state
 
 
 @app.command("reconcile")
@@ -41,7 +41,7 @@ def reconcile_cmd(
     """Re-read a client to the end and compare it with every lead the ledger says was loaded."""
     setup_logging(quiet=False)
     settings = settings_from(base_url=base_url, auth_file=auth_file, state=state, allow_insecure_http=allow_insecure_http)
-    ledger = Ledger(settings.state_path)
+    ledger = open_state(settings)
 
     async def go() -> dict[str, object]:
         async with LeadGeniusApi(settings) as api:
@@ -81,7 +81,7 @@ def runs_cmd(
 ) -> None:
     """The run history kept in the state database (audit)."""
     settings = settings_from(state=state)
-    ledger = Ledger(settings.state_path)
+    ledger = open_state(settings)
     rows = ledger.runs(limit)
     ledger.close()
     if as_json:
@@ -93,7 +93,7 @@ def runs_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"runs in {settings.state_path}")
+    table = Table(title=f"runs in {describe_state(settings)}")
     for col in ("started (UTC)", "command", "source", "client", "mode", "new", "upd", "fail", "exit"):
         table.add_column(col, overflow="fold")
     for r in rows:

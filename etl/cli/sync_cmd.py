@@ -33,7 +33,7 @@ from etl.cli.common import (
 from etl.cli.import_cmd import finish, import_app
 from etl.jobs import JobSpec, hubspot_job_name, import_hubspot, parse_since, run_job
 from etl.pipeline import ImportOptions
-from etl.state import job_lock
+from etl.state import open_state
 
 
 @import_app.command("hubspot")
@@ -73,7 +73,7 @@ def import_hubspot_cmd(
                             rejects_path=rejects, html_path=report_html, rate=rate, concurrency=concurrency,
                             strict=strict, job=job_name)
     start = parse_since(since) if since else None
-    with job_lock(settings.state_path, job_name), ProgressBar(enabled=not quiet and not dry_run) as bar:
+    with open_state(settings) as lock_state, lock_state.job_lock(job_name), ProgressBar(enabled=not quiet and not dry_run) as bar:
         result = run_async(lambda: import_hubspot(settings, options, job=job_name, full=full, since=start,
                                                   mapping=the_mapping, progress=bar))
     finish(result, quiet)

@@ -19,7 +19,7 @@ import pytest
 from etl.jobs import JobSpec, hubspot_job_name, import_hubspot
 from etl.pipeline import ImportOptions
 from etl.report import RunReport
-from etl.state import job_lock
+from etl.state import open_state
 from tests.hubspot.conftest import _hs_server, hs_sandbox  # noqa: F401 - fixtures
 from tests.integration.helpers import assert_no_quirk_500, email_counts, settings_for, stored
 from tests.integration.test_cli import env_for
@@ -153,7 +153,7 @@ def test_overlapping_sync_is_refused_by_the_lock(lg_sandbox, hs_sandbox, tmp_pat
     assert JobSpec.load(job).name == "nightly"
     env = env_for(lg_sandbox.base_url, tmp_path, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
                   HUBSPOT_BASE_URL=hs_sandbox.base_url)
-    with job_lock(tmp_path / "state.db", "nightly"):
+    with open_state(settings_for(lg_sandbox.base_url, tmp_path)) as state, state.job_lock("nightly"):
         proc = subprocess.run([sys.executable, "-m", "etl", "sync", str(job)], env=env, capture_output=True,
                               text=True, timeout=60)
     assert proc.returncode == 4 and "already running" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,29 @@
+"""Run state: the ledger (intents, outcomes), runs, high-water marks and job locks.
+
+Two backends behind one interface (`Ledger`): SQLite (a file, the embedded default) and
+PostgreSQL (a `postgresql://` URL, shared by several machines). `open_state(settings)` is the
+only constructor; the schema is versioned and created or migrated on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from etl.state.base import LEDGER_COLUMNS, Ledger, Outcome
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+
+__all__ = ["LEDGER_COLUMNS", "Ledger", "Outcome", "describe_state", "open_state"]
+
+
+def open_state(settings: Settings) -> Ledger:
+    """The state named by the settings (LEADGENIUS_ETL_STATE / --state), schema created or migrated."""
+    from etl.state.sqlite import SqliteState
+
+    return SqliteState(settings.state_path)
+
+
+def describe_state(settings: Settings) -> str:
+    """Where the state lives, safe to print."""
+    return str(settings.state_path)

@@ -1,0 +1,208 @@
+"""The state interface every backend implements: the ledger, runs, marks and job locks.
+
+The ledger holds, per (target, client, key), the intent before a request and the outcome after
+it. Intents are written (and committed) before any request goes out; outcomes are buffered and
+written in batches, so the database round trip is paid once per batch, not once per lead. A
+crash loses at most the outcomes not yet flushed, and those leads are found again by the next
+run's read of the target before anything is re-sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+LEDGER_COLUMNS = {
+    "_key": pl.String,
+    "_l_status": pl.String,
+    "_l_lead_id": pl.String,
+    "_l_hash": pl.String,
+}
+
+# The outcome buffer is written when it holds this many outcomes or is this old.
+FLUSH_EVERY = 200
+FLUSH_AFTER_S = 0.5
+
+# (key, pending status, content hash, payload json)
+Intent = tuple[str, str, str, str | None]
+
+# What `state migrate` copies, table by table, in this column order (both backends share it).
+TABLES: dict[str, tuple[str, ...]] = {
+    "leads": ("target", "client_id", "key", "status", "lead_id", "content_hash", "payload", "ours", "attempts",
+              "error", "intent_at", "done_at", "run_id"),
+    "runs": ("run_id", "command", "source", "target", "client_id", "mode", "dry_run", "job", "started_at",
+             "ended_at", "exit_code", "counts"),
+    "marks": ("job", "name", "value", "updated_at"),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    status: str
+    lead_id: str | None = None
+    content_hash: str | None = None
+    error: str | None = None
+
+
+def chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    chunk: list[tuple[Any, ...]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class Ledger(ABC):
+    """One state database (SQLite file or PostgreSQL). Build it with `etl.state.open_state(settings)`."""
+
+    display: str
+    """Where the state lives, safe to print (a URL's password masked)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Any, ...]] = []
+        self._last_flush = time.monotonic()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._close()
+
+    # --- leads -----------------------------------------------------------------
+
+    def index(self, target: str, client_id: str) -> pl.DataFrame:
+        """What earlier runs recorded for this client: key, status, lead id, content hash."""
+        return pl.DataFrame(self._index_rows(target, client_id), schema=LEDGER_COLUMNS, orient="row")
+
+    def rows(self, target: str, client_id: str, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        wanted = set(keys) if keys is not None else None
+        return [r for r in self._lead_rows(target, client_id) if wanted is None or r["key"] in wanted]
+
+    def record_intents(self, target: str, client_id: str, run_id: str, intents: Iterable[Intent]) -> None:
+        """(key, pending status, content hash, payload json) — durable before any request goes out."""
+        now = time.time()
+        self.flush()
+        self._write_intents([(target, client_id, k, s, h, p, now, run_id) for k, s, h, p in intents])
+
+    def record_outcome(self, target: str, client_id: str, outcome: Outcome, *, ours: bool = False) -> None:
+        """Buffered; flushed every FLUSH_EVERY outcomes or FLUSH_AFTER_S seconds."""
+        self._pending.append(
+            (outcome.status, outcome.lead_id, outcome.content_hash, int(ours), outcome.error, time.time(),
+             target, client_id, outcome.key)
+        )
+        if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_AFTER_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._write_outcomes(batch)
+        self._last_flush = time.monotonic()
+
+    def adopt(self, target: str, client_id: str, rows: Iterable[tuple[str, str, str | None]], run_id: str) -> None:
+        """Record leads found in the target (key, lead id, hash) without sending anything."""
+        now = time.time()
+        self.flush()
+        self._write_adopted([(target, client_id, k, lid, h, now, run_id) for k, lid, h in rows])
+
+    # --- runs ------------------------------------------------------------------
+
+    def start_run(self, *, command: str, source: str | None, target: str | None, client_id: str | None,
+                  mode: str | None, dry_run: bool, job: str | None = None) -> str:
+        run_id = new_run_id()
+        self._insert_run((run_id, command, source, target, client_id, mode, int(dry_run), job, time.time()))
+        return run_id
+
+    def finish_run(self, run_id: str, *, exit_code: int, counts: dict[str, Any],
+                   target: str | None = None, client_id: str | None = None) -> None:
+        self.flush()
+        self._update_run((time.time(), exit_code, json.dumps(counts), target, client_id, run_id))
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        out = []
+        for rec in self._run_rows(limit):
+            rec["counts"] = json.loads(rec["counts"]) if rec["counts"] else None
+            out.append(rec)
+        return out
+
+    # --- high-water marks --------------------------------------------------------
+
+    @abstractmethod
+    def get_mark(self, job: str, name: str) -> str | None: ...
+
+    @abstractmethod
+    def set_mark(self, job: str, name: str, value: str) -> None: ...
+
+    # --- locks -------------------------------------------------------------------
+
+    @abstractmethod
+    def job_lock(self, job: str) -> AbstractContextManager[None]:
+        """One run per job at a time: a second overlapping run raises JobLocked at once, touching nothing."""
+
+    # --- schema and copying --------------------------------------------------------
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+        """Every row of a table, columns in TABLES order (for `state migrate`)."""
+
+    @abstractmethod
+    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        """Insert rows dumped from another state (TABLES order); existing keys are replaced. Returns the count."""
+
+    @abstractmethod
+    def is_empty(self) -> bool: ...
+
+    # --- what each backend writes in its own SQL ------------------------------------
+
+    @abstractmethod
+    def _index_rows(self, target: str, client_id: str) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def _lead_rows(self, target: str, client_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _write_intents(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _insert_run(self, row: tuple[Any, ...]) -> None: ...
+
+    @abstractmethod
+    def _update_run(self, row: tuple[Any, ...]) -> None: ...
+
+    @abstractmethod
+    def _run_rows(self, limit: int) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...

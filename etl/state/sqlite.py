@@ -1,0 +1,255 @@
+"""The embedded state backend: one SQLite file (WAL mode), all of its SQL in this module.
+
+WAL keeps every committed transaction across a kill -9. Job locks are fcntl locks on a file next
+to the database, so they hold between processes of one machine only (PostgreSQL's hold across
+machines).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from etl.errors import JobLocked, UsageError
+from etl.state.base import TABLES, Ledger, chunks
+
+# Each migration brings the schema from version N-1 to N, in one transaction. Version 1 is the schema
+# of the releases before versioning: its statements are IF NOT EXISTS, so a state.db made by one of
+# them is stamped version 1 unchanged.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE IF NOT EXISTS leads (
+            target TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status TEXT NOT NULL,           -- pending_create | pending_update | created | updated | exists | failed
+            lead_id TEXT,
+            content_hash TEXT,
+            payload TEXT,                   -- what was (or will be) POSTed, for repair
+            ours INTEGER NOT NULL DEFAULT 0,-- 1 when a run of ours created the lead
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            intent_at REAL,
+            done_at REAL,
+            run_id TEXT,
+            PRIMARY KEY (target, client_id, key)
+        )""",
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            source TEXT,
+            target TEXT,
+            client_id TEXT,
+            mode TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0,
+            job TEXT,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            exit_code INTEGER,
+            counts TEXT
+        )""",
+        """CREATE TABLE IF NOT EXISTS marks (
+            job TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (job, name)
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+INSERT_INTENTS = """
+    INSERT INTO leads (target, client_id, key, status, content_hash, payload, intent_at, run_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (target, client_id, key) DO UPDATE SET
+      status = excluded.status,
+      payload = COALESCE(excluded.payload, leads.payload),
+      intent_at = COALESCE(leads.intent_at, excluded.intent_at),
+      run_id = excluded.run_id"""
+
+UPDATE_OUTCOMES = """
+    UPDATE leads SET status=?, lead_id=COALESCE(?, lead_id), content_hash=COALESCE(?, content_hash),
+      ours=MAX(ours, ?), error=?, done_at=?, attempts=attempts+1
+    WHERE target=? AND client_id=? AND key=?"""
+
+ADOPT = """
+    INSERT INTO leads (target, client_id, key, status, lead_id, content_hash, done_at, run_id)
+    VALUES (?, ?, ?, 'exists', ?, ?, ?, ?)
+    ON CONFLICT (target, client_id, key) DO UPDATE SET
+      lead_id = excluded.lead_id,
+      content_hash = COALESCE(excluded.content_hash, leads.content_hash),
+      status = CASE WHEN leads.status IN ('pending_create', 'pending_update', 'failed')
+                    THEN CASE WHEN leads.ours = 1 OR leads.status = 'pending_create'
+                              THEN 'created' ELSE 'updated' END
+                    ELSE leads.status END,
+      ours = CASE WHEN leads.status = 'pending_create' THEN 1 ELSE leads.ours END,
+      done_at = excluded.done_at"""
+
+INSERT_RUN = """
+    INSERT INTO runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+
+UPDATE_RUN = """
+    UPDATE runs SET ended_at=?, exit_code=?, counts=?, target=COALESCE(?, target), client_id=COALESCE(?, client_id)
+    WHERE run_id=?"""
+
+SET_MARK = """
+    INSERT INTO marks (job, name, value, updated_at) VALUES (?, ?, ?, ?)
+    ON CONFLICT (job, name) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"""
+
+PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name")}
+
+
+class SqliteState(Ledger):
+    """State in one SQLite file; one per working directory by default."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.display = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the state database {path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema on first use; one writer at a time (BEGIN IMMEDIATE)."""
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0)
+            if current > SCHEMA_VERSION:
+                raise UsageError(
+                    f"the state database {self.path} has schema version {current}, newer than this "
+                    f"leadgenius-etl knows ({SCHEMA_VERSION}); upgrade leadgenius-etl"
+                )
+            for statements in MIGRATIONS[current:]:
+                for statement in statements:
+                    db.execute(statement)
+            if current < SCHEMA_VERSION:
+                db.execute("DELETE FROM schema_version")
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _dicts(self, cur: sqlite3.Cursor) -> list[dict[str, Any]]:
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    # --- leads -----------------------------------------------------------------
+
+    def _index_rows(self, target: str, client_id: str) -> list[tuple[Any, ...]]:
+        return self.db.execute(
+            "SELECT key, status, lead_id, content_hash FROM leads WHERE target=? AND client_id=?",
+            (target, client_id),
+        ).fetchall()
+
+    def _lead_rows(self, target: str, client_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.db.execute("SELECT * FROM leads WHERE target=? AND client_id=?", (target, client_id)))
+
+    def _write_intents(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(INSERT_INTENTS, rows)
+
+    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(UPDATE_OUTCOMES, rows)
+
+    def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(ADOPT, rows)
+
+    # --- runs ------------------------------------------------------------------
+
+    def _insert_run(self, row: tuple[Any, ...]) -> None:
+        self.db.execute(INSERT_RUN, row)
+
+    def _update_run(self, row: tuple[Any, ...]) -> None:
+        self.db.execute(UPDATE_RUN, row)
+
+    def _run_rows(self, limit: int) -> list[dict[str, Any]]:
+        return self._dicts(self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)))
+
+    # --- high-water marks --------------------------------------------------------
+
+    def get_mark(self, job: str, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM marks WHERE job=? AND name=?", (job, name)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_mark(self, job: str, name: str, value: str) -> None:
+        self.db.execute(SET_MARK, (job, name, value, time.time()))
+
+    # --- locks -------------------------------------------------------------------
+
+    @contextmanager
+    def job_lock(self, job: str) -> Iterator[None]:
+        with file_lock(self.path, job):
+            yield
+
+    # --- copying -----------------------------------------------------------------
+
+    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+        cur = self.db.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}")  # names from TABLES only
+        yield from cur
+
+    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> int:
+        columns = TABLES[table]
+        sql = (f"INSERT OR REPLACE INTO {table} ({', '.join(columns)})"
+               f" VALUES ({', '.join('?' for _ in columns)})")
+        n = 0
+        with self._tx() as db:
+            for chunk in chunks(rows, 1000):
+                db.executemany(sql, chunk)
+                n += len(chunk)
+        return n
+
+    def is_empty(self) -> bool:
+        return not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in TABLES)
+
+
+@contextmanager
+def file_lock(state_path: Path, job: str) -> Iterator[None]:
+    """An fcntl lock on <state dir>/<job>.lock holding the owner's pid; released when the process dies."""
+    lock_dir = state_path.parent
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job)
+    path = lock_dir / f"{safe}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise JobLocked(f"job {job!r} is already running (pid {holder}); not starting a second run") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
