@@ -18,6 +18,14 @@ A mapping is a TOML file (see mappings/csv.toml for a commented example). Format
     label  = "Lifecycle stage"         # optional; defaults to the column name as written
     # `column` may also be a list of fallbacks, like a [fields] entry.
 
+    country = ["Country"]              # optional: the column(s) naming the lead's country (the
+                                       # phone region comes from it); never sent to the API
+
+    [detect]                           # optional: how `import csv` recognises this export
+    label     = "Apollo contacts export"
+    signature = ["First Name", "Apollo Contact Id", …]   # score = share of these present
+    any_of    = ["Apollo Contact Id", "Person Linkedin Url"]   # at least one must be present
+
     [ai_notes]                         # the seeds' AI block in notes (002 guide, "notes" section)
     score           = ["aiLeadScore", "ai score"]    # "## 🎯 AI SCORE: {score} ({score_100}/100)"
     score_100       = ["leadScore", "score"]
@@ -31,7 +39,8 @@ Rules:
   `client_id` cannot be mapped: the run sets it from --client.
 - Column names match after normalisation: case, spaces, `_`, `-`, `.` and other
   punctuation are ignored, so `First Name`, `first_name`, `firstName` and `FIRST-NAME`
-  are the same column. If several file columns normalise alike, all are tried in file order.
+  are the same column. If several file columns normalise alike, all are tried in file order;
+  a repeated header (which the CSV reader renames `Email_2`, `Email_3`) counts as the same name.
 - A column listed nowhere is ignored (it never reaches the API: field allowlist).
 - `notes` mapped in [fields] is the existing notes text; [[notes]] lines and the AI block
   are appended after it, each only if it is not already there (re-imports stay idempotent).
@@ -52,13 +61,53 @@ MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 AI_NOTE_KEYS: tuple[str, ...] = ("score", "score_100", "justification", "recommendations", "sdr_synthesis")
 
-_TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes"}
+_TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes", "country", "detect"}
+_DETECT_KEYS = {"label", "signature", "any_of"}
+_RENAMED_REPEAT = re.compile(r"^(.*)_([2-9]|[1-9][0-9]+)$", re.S)
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
 
 def normalise_header(name: str) -> str:
     """`First Name`, `first_name`, `firstName`, `E-mail` -> `firstname`, `email`."""
     return _NON_ALNUM.sub("", name.lstrip("\ufeff")).casefold()
+
+
+def header_keys(columns: list[str]) -> dict[str, str]:
+    """Each file column -> the normalised name it answers to.
+
+    A header repeated in the file (HubSpot exports repeat some) reaches us renamed by the
+    CSV reader (`Email`, `Email_2`): the copies answer to the original name, so a mapping
+    naming `Email` tries both, in file order, instead of ignoring the second one.
+    """
+    present = set(columns)
+    keys: dict[str, str] = {}
+    for col in columns:
+        m = _RENAMED_REPEAT.match(col)
+        base = m.group(1) if m and m.group(1) in present else col
+        keys[col] = normalise_header(base)
+    return keys
+
+
+@dataclass(frozen=True)
+class Detect:
+    """How a built-in format is recognised from a file's headers (see `etl.formats`)."""
+
+    label: str
+    signature: tuple[str, ...]
+    any_of: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's mapping came from (set by `etl.formats.decide`), for the terminal and reports."""
+
+    label: str  # "Apollo contacts export", "mapping file 'crm'", …
+    how: str  # "detected" | "guessed" | "given"
+    score: float = 0.0  # share of the format's signature headers found (detected only)
+    missing: tuple[str, ...] = ()  # expected headers of the detected format that the file lacks
+    unmapped: tuple[str, ...] = ()  # file columns nothing reads
+    guessed: dict[str, str] = field(default_factory=dict)  # field -> "header" | "values" (guessed only)
+    samples: dict[str, str] = field(default_factory=dict)  # column -> first non-empty sample value
 
 
 @dataclass(frozen=True)
@@ -79,6 +128,9 @@ class Mapping:
     ai_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    country: tuple[str, ...] = ()
+    detect: Detect | None = None
+    provenance: Provenance | None = field(default=None, compare=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Mapping:
@@ -93,7 +145,7 @@ class Mapping:
         """One of the shipped mappings: "csv", "hubspot-csv", … (mappings/<name>.toml)."""
         path = MAPPINGS_DIR / f"{name}.toml"
         if not path.is_file():
-            known = sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")) if MAPPINGS_DIR.is_dir() else []
+            known = builtin_names()
             raise ConfigError(f"no built-in mapping named {name!r} (known: {', '.join(known) or 'none'})")
         return cls.load(path)
 
@@ -158,6 +210,9 @@ class Mapping:
             if key not in AI_NOTE_KEYS:
                 raise ConfigError(f"{where}: [ai_notes] has unknown key {key!r} (expected: {', '.join(AI_NOTE_KEYS)})")
             ai_notes[key] = _columns(value, where, f"ai_notes.{key}")
+
+        country = _columns(raw["country"], where, "country") if "country" in raw else ()
+        detect = _detect(raw["detect"], name.strip(), where) if "detect" in raw else None
         return cls(
             name=name.strip(),
             fields=fields,
@@ -165,11 +220,13 @@ class Mapping:
             ai_notes=ai_notes,
             constants=constants,
             description=description.strip(),
+            country=country,
+            detect=detect,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for the reports (and a TOML-shaped round trip)."""
-        return {
+        """Plain data for the reports (and a TOML-shaped round trip: `from_dict(to_dict())`)."""
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "fields": {k: list(v) for k, v in self.fields.items()},
@@ -177,12 +234,46 @@ class Mapping:
             "notes": [{"column": list(n.columns), "label": n.label} for n in self.notes],
             "ai_notes": {k: list(v) for k, v in self.ai_notes.items()},
         }
+        if self.country:
+            out["country"] = list(self.country)
+        if self.detect:
+            out["detect"] = {"label": self.detect.label, "signature": list(self.detect.signature),
+                             "any_of": list(self.detect.any_of)}
+        return out
+
+    def report_dict(self) -> dict[str, Any]:
+        """The run report's `mapping` object: name, detected, fields (field -> columns), unmapped,
+        plus how it was chosen, the expected columns the file lacks and one sample value per column."""
+        p = self.provenance
+        samples = p.samples if p else {}
+        fields = {k: list(v) for k, v in self.fields.items()}
+        return {
+            "name": self.name,
+            "label": p.label if p else self.description or self.name,
+            "detected": bool(p and p.how == "detected"),
+            "how": p.how if p else "given",
+            "score": p.score if p else None,
+            "fields": fields,
+            "samples": {
+                k: next((samples[c] for c in cols if c in samples), None) for k, cols in fields.items()
+            },
+            "guessed": dict(p.guessed) if p else {},
+            "missing": list(p.missing) if p else [],
+            "unmapped": list(p.unmapped) if p else [],
+            "unmapped_samples": {c: samples.get(c) for c in (p.unmapped if p else ())},
+            "notes": [{"column": list(n.columns), "label": n.label} for n in self.notes],
+            "constants": dict(self.constants),
+            "country": list(self.country),
+        }
 
     def source_columns(self, available: list[str], aliases: tuple[str, ...]) -> list[str]:
         """The file columns that `aliases` name, in alias order then file order."""
         by_norm: dict[str, list[str]] = {}
-        for col in available:
-            by_norm.setdefault(normalise_header(col), []).append(col)
+        for col, key in header_keys(available).items():
+            by_norm.setdefault(key, []).append(col)
+            own = normalise_header(col)
+            if own != key:  # a renamed repeat also answers to its own name (`Email_2`)
+                by_norm.setdefault(own, []).append(col)
         out: list[str] = []
         for alias in aliases:
             for col in by_norm.get(normalise_header(alias), []):
@@ -200,6 +291,11 @@ class Mapping:
             )
 
 
+def builtin_names() -> list[str]:
+    """The shipped mappings' names (the stems of mappings/*.toml), sorted."""
+    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")) if MAPPINGS_DIR.is_dir() else []
+
+
 def _check_target(target: str, where: str, section: str) -> None:
     if target not in LEAD_FIELD_SET:
         hint = " (the phone field is 'phoneNumber', quirk 2)" if target.lower() == "phone" else ""
@@ -209,6 +305,22 @@ def _check_target(target: str, where: str, section: str) -> None:
         )
     if target == "client_id":
         raise ConfigError(f"{where}: {section} cannot set 'client_id'; the run sets it from --client")
+
+
+def _detect(raw: Any, name: str, where: str) -> Detect:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [detect] must be a table (label, signature, any_of)")
+    unknown = sorted(set(raw) - _DETECT_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: [detect] has unknown key(s) {', '.join(unknown)}")
+    label = raw.get("label", name)
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError(f"{where}: detect.label must be a non-empty string")
+    if "signature" not in raw:
+        raise ConfigError(f"{where}: [detect] needs a signature (the headers that identify the export)")
+    signature = _columns(raw["signature"], where, "detect.signature")
+    any_of = _columns(raw["any_of"], where, "detect.any_of") if "any_of" in raw else ()
+    return Detect(label=label.strip(), signature=signature, any_of=any_of)
 
 
 def _columns(value: Any, where: str, key: str) -> tuple[str, ...]:

@@ -131,6 +131,7 @@ async def run_import(
     notify = progress or (lambda _e, _n: None)
     log = get_logger(stage="pipeline", source=source.name)
     report = RunReport(dry_run=options.dry_run, client_id=None, mode=options.mode, source=source.name)
+    report.mapping = mapping.report_dict()
     ledger = open_state(settings)
     report.run_id = ledger.start_run(
         command="import", source=source.name, target=settings.base_url, client_id=None,
@@ -231,7 +232,7 @@ async def run_import(
         merged = {k: sum(f.get(k, 0.0) * w for f, w in zip(fills, fill_weights, strict=True)) / total for k in fields}
         options.html_path.parent.mkdir(parents=True, exist_ok=True)
         options.html_path.write_text(
-            render_html(report.to_dict(), rejects.sample(), merged, mapping.to_dict()), encoding="utf-8"
+            render_html(report.to_dict(), rejects.sample(), merged, report.mapping), encoding="utf-8"
         )
     return report
 

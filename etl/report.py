@@ -44,6 +44,7 @@ class RunReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     reconcile: dict[str, Any] = field(default_factory=dict)
     source_info: dict[str, Any] = field(default_factory=dict)
+    mapping: dict[str, Any] = field(default_factory=dict)  # Mapping.report_dict(): what fed each field
     exit_code: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,4 +154,20 @@ def summary_table(report: RunReport) -> Any:
         table.add_row(label, f"{n:,}")
     table.add_row("requests", f"{report.requests.get('total', 0):,}")
     table.add_row("duration", f"{report.duration_s:.1f} s")
+    return table
+
+
+def mapping_table(info: dict[str, Any]) -> Any:
+    """A rich Table of `Mapping.report_dict()`: LeadGenius field <- source column(s), a sample."""
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("LeadGenius field")
+    table.add_column("← source column(s)")
+    table.add_column("sample")
+    guessed = info.get("guessed") or {}
+    for target, cols in (info.get("fields") or {}).items():
+        how = f" (by {guessed[target]})" if target in guessed else ""
+        sample = str((info.get("samples") or {}).get(target) or "")
+        table.add_row(target, ", ".join(cols) + how, sample[:60] + ("…" if len(sample) > 60 else ""))
     return table

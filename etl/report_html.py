@@ -175,19 +175,42 @@ def _fill_section(fill_rates: dict[str, float]) -> str:
 
 
 def _mapping_section(mapping: dict[str, Any]) -> str:
+    """The mapping used (`Mapping.report_dict()`): how it was chosen, LeadGenius field <- source
+    column(s) with a sample value, the expected columns the file lacks, and every column that
+    nothing reads with a sample value (so a dropped column is seen, not silently lost)."""
     if not mapping:
         return ""
-    out = [f"<h2>Mapping used: {_e(mapping.get('name', ''))}</h2>"]
+    how = mapping.get("how")
+    state = {"detected": "detected", "guessed": "guessed — check it", "given": "from --mapping"}.get(str(how), "")
+    out = [f"<h2>Mapping: {_e(mapping.get('label') or mapping.get('name', ''))}"
+           + (f" <small>({_e(state)})</small>" if state else "") + "</h2>"]
     if mapping.get("description"):
         out.append(f'<p class="meta">{_e(mapping["description"])}</p>')
     fields = mapping.get("fields") or {}
+    samples = mapping.get("samples") or {}
+    guessed = mapping.get("guessed") or {}
     if fields:
-        out.append("<table><tr><th>LeadGenius field</th><th>source columns (first non-empty wins)</th></tr>")
+        out.append("<table><tr><th>LeadGenius field</th><th>← source column(s), first non-empty wins</th>"
+                   "<th>sample value</th></tr>")
         for target, cols in fields.items():
             shown = ", ".join(_e(c) for c in (cols if isinstance(cols, list) else [cols]))
-            out.append(f"<tr><td><code>{_e(target)}</code></td><td>{shown}</td></tr>")
+            how_found = f' <span class="meta">(guessed from {_e(guessed[target])})</span>' if target in guessed else ""
+            out.append(f"<tr><td><code>{_e(target)}</code></td><td>{shown}{how_found}</td>"
+                       f"<td>{_e(samples.get(target))}</td></tr>")
         out.append("</table>")
-    rest = {k: v for k, v in mapping.items() if k not in {"name", "description", "fields"} and v}
+    missing = mapping.get("missing") or []
+    if missing:
+        out.append(f'<p class="verdict warn">Expected column(s) missing from this file: {_e(", ".join(missing))}. '
+                   "The rest is mapped.</p>")
+    unmapped = mapping.get("unmapped") or []
+    if unmapped:
+        unmapped_samples = mapping.get("unmapped_samples") or {}
+        out.append(f"<h3>Columns not imported ({len(unmapped):,})</h3>")
+        out.append("<table><tr><th>column</th><th>sample value</th></tr>")
+        for col in unmapped:
+            out.append(f"<tr><td>{_e(col)}</td><td>{_e(unmapped_samples.get(col))}</td></tr>")
+        out.append("</table>")
+    rest = {k: mapping[k] for k in ("notes", "constants", "ai_notes", "country") if mapping.get(k)}
     if rest:
         out.append(f"<pre>{html.escape(json.dumps(rest, indent=2, ensure_ascii=False))}</pre>")
     return "\n".join(out)

@@ -31,6 +31,22 @@ class CsvFileSource:
         for batch in self._csv.batches(self.batch_rows):
             yield SourceBatch(batch.frame, batch.rejects)
 
+    @property
+    def columns(self) -> list[str]:
+        """The header as the reader names it (repeated names renamed `X_2`)."""
+        return list(self._csv.columns)
+
+    def sample(self, rows: int = 500) -> pl.DataFrame:
+        """About the first `rows` readable records (no `_row`), for format detection."""
+        batches = self._csv.batches(rows * 8)  # the first batch is an eighth of the size
+        try:
+            first = next(batches, None)
+        finally:
+            batches.close()  # type: ignore[attr-defined]  # a generator: stops its parse worker
+        if first is None:
+            return pl.DataFrame(schema=dict.fromkeys(self.columns, pl.String))
+        return first.frame.drop("_row").head(rows)
+
 
 @dataclass
 class HubSpotSource:

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.extract.csv import open_csv
-from etl.mapping import Mapping
+from etl.formats import builtin_formats, decide
 from etl.report_html import render_html
 from etl.transform import fill_rates, transform
 
@@ -29,17 +29,20 @@ def report(**extra: object) -> dict[str, object]:
 
 
 def test_renders_sample_run() -> None:
-    batch = next(open_csv(SAMPLES / "leads.csv").batches())
-    mapping = Mapping.builtin("csv")
+    source = open_csv(SAMPLES / "leads.csv")
+    batch = next(source.batches())
+    mapping = decide(source.columns, batch.frame.drop("_row"), builtin_formats())
     r = transform(batch.frame, mapping, "acme-corp")
-    page = render_html(report(), r.rejects, fill_rates(r.leads), mapping.to_dict())
+    page = render_html(report(), r.rejects, fill_rates(r.leads), mapping.report_dict())
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "Dry-run validation report" in page and "acme-corp" in page
     assert "32 valid lead(s) would be imported; 4 row(s) rejected" in page  # 34 valid less 2 duplicates
     for rule in ("invalid_email", "missing_email", "empty_row"):
         assert rule in page
     assert "phoneNumber" in page and "width:" in page  # fill-rate bars
-    assert "Mapping used: csv" in page
+    assert "Mapping: LeadGenius seeds CSV format" in page and "(detected)" in page
+    for col in mapping.provenance.unmapped if mapping.provenance else ():
+        assert f"<td>{col}</td>" in page  # every column nothing reads is listed, with a sample
     assert not re.search(r"(src|href)\s*=", page)  # no external assets
     assert "<script" not in page
 

@@ -31,7 +31,7 @@ from etl.cli.common import (
     settings_from,
     setup_logging,
 )
-from etl.errors import InputFileError
+from etl.errors import InputFileError, UsageError
 from etl.pipeline import ImportOptions, Source, run_import
 from etl.report import RunReport, summary_table
 
@@ -43,6 +43,51 @@ def load_mapping(path: Path | None, builtin: str) -> Any:
     from etl.mapping import Mapping
 
     return Mapping.load(path) if path else Mapping.builtin(builtin)
+
+
+def csv_mapping(source: Any, given: Path | None) -> Any:
+    """The mapping for a CSV file: --mapping if given, else the recognised export format, else a
+    guess from header synonyms and values; resolved to the file's columns (etl.formats.decide)."""
+    from etl.formats import builtin_formats, decide
+    from etl.mapping import Mapping
+
+    return decide(
+        source.columns, source.sample(), builtin_formats(),
+        given=Mapping.load(given) if given else None, source=source.path.name,
+    )
+
+
+def write_mapping(path: Path, mapping: Any, input_file: Path) -> None:
+    from etl.formats import to_toml
+
+    p = mapping.provenance
+    header = (
+        f"Mapping used for {input_file.name} ({p.label if p else mapping.name}), written by leadgenius-etl.\n"
+        "Edit it and pass it back with --mapping; the format is described in mappings/csv.toml."
+    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_toml(mapping, header=header), encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def show_mapping(mapping: Any) -> None:
+    """The mapping on the terminal: the format, field <- column(s) with a sample, what is left."""
+    from rich.console import Console
+
+    from etl.report import mapping_table
+
+    console = Console(file=sys.stdout)
+    info = mapping.report_dict()
+    how = {"detected": "detected", "guessed": "GUESSED, check it", "given": "from --mapping"}[info["how"]]
+    console.print(f"[bold]Format:[/bold] {info['label']} ({how})", highlight=False)
+    console.print(mapping_table(info))
+    if info["missing"]:
+        console.print(f"[yellow]expected but missing: {', '.join(info['missing'])}[/yellow]", highlight=False)
+    unmapped = info["unmapped"]
+    shown = ", ".join(unmapped[:12]) + (", …" if len(unmapped) > 12 else "")
+    console.print(f"{len(unmapped)} unmapped column(s){': ' + shown if unmapped else ''}", highlight=False)
 
 
 def finish(report: RunReport, quiet: bool) -> None:
@@ -88,12 +133,22 @@ def import_csv(
     auth_file: AuthFileOpt = None,
     state: StateOpt = None,
     allow_insecure_http: InsecureOpt = False,
+    save_mapping: Annotated[
+        Path | None,
+        typer.Option("--save-mapping", help="Write the mapping used (TOML) here; --mapping reads it back."),
+    ] = None,
 ) -> None:
-    """Import a CSV file into a client."""
+    """Import a CSV file into a client. Without --mapping, the export format (Apollo, HubSpot,
+    Salesforce, Pipedrive, ZoomInfo, Sales Navigator, lemlist, Instantly, Outlook, the seeds'
+    own) is recognised from the headers; the mapping used is shown before the run."""
     from etl.sources import CsvFileSource
 
     source = CsvFileSource(file)
-    the_mapping = load_mapping(mapping, "csv")
+    the_mapping = csv_mapping(source, mapping)
+    if save_mapping:
+        write_mapping(save_mapping, the_mapping, file)
+    if not quiet:
+        show_mapping(the_mapping)
     options = ImportOptions(
         client=client, mode=check_mode(mode), dry_run=dry_run, report_path=report, rejects_path=rejects,  # type: ignore[arg-type]
         html_path=report_html, rate=rate, concurrency=concurrency, strict=strict,
