@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
 import httpx
 import pytest
+from hubspot.crm.associations.v4 import AssociationSpec
+from hubspot.crm.contacts import PublicMergeInput
 
+from etl.extract.hubspot import iso_to_ms
 from etl.sandbox.hubspot.app import SANDBOX_TOKEN
 from tests.hubspot.conftest import HSSandbox
 
@@ -109,3 +116,88 @@ def test_touch_bumps_timestamps_in_shared_groups_and_archive_hides_from_search(h
             },
         ).json()
     assert {r["id"] for r in found["results"]} == set(touched[5:]) and found["total"] == 35
+
+
+# --- the behaviours issue 13 is about, through the official client where HubSpot has an endpoint ---
+
+
+def _search_since(client: Any, since_ms: int, obj: str = "contacts", prop: str = "lastmodifieddate") -> list[str]:
+    api = getattr(client.crm, obj).search_api
+    body = {"filterGroups": [{"filters": [{"propertyName": prop, "operator": "GTE", "value": str(since_ms)}]}],
+            "properties": ["email", "name"], "limit": 200}
+    return sorted(r.id for r in api.do_search(body).results)
+
+
+def test_index_lag_hides_a_write_from_search_only_for_the_lag(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(40, seed=1, adversarial=False)
+    hs_sandbox.config(index_lag_ms=1500)
+    client = hs_sandbox.client()
+    since = round(time.time() * 1000) - 5
+    touched = hs_sandbox.touch(ids=["160", "170"])
+    truth = {c["id"]: c for c in hs_sandbox.state()["contacts"]}
+    # the true time is kept: lastmodifieddate says "just now", but search does not see it yet
+    assert all(iso_to_ms(truth[i]["properties"]["lastmodifieddate"]) >= since for i in touched)
+    assert _search_since(client, since) == []
+    # and a full list (not search) sees it at once
+    assert {r.id for r in client.crm.contacts.basic_api.get_page(limit=100).results} >= set(touched)
+    time.sleep(1.6)
+    assert _search_since(client, since) == sorted(touched)
+
+
+def test_company_rename_bumps_only_the_company_and_switch_bumps_nothing(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(60, seed=2, adversarial=False)
+    client = hs_sandbox.client()
+    before = hs_sandbox.state()
+    contact = next(c for c in before["contacts"] if c["primary"])
+    company = contact["primary"]
+    other = next(co["id"] for co in before["companies"] if co["id"] != company)
+    since = round(time.time() * 1000) - 5
+    client.crm.companies.batch_api.update({"inputs": [{"id": company, "properties": {"name": "Renamed Ltd"}}]})
+    assert _search_since(client, since, "companies", "hs_lastmodifieddate") == [company]
+    assert _search_since(client, since) == []  # no contact moved
+    client.crm.associations.v4.basic_api.create(
+        "contacts", contact["id"], "companies", other,
+        [AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=1)],
+    )
+    after = {c["id"]: c for c in hs_sandbox.state()["contacts"]}
+    assert after[contact["id"]]["primary"] == other
+    assert after[contact["id"]]["properties"]["lastmodifieddate"] == contact["properties"]["lastmodifieddate"]
+    assert _search_since(client, since) == []  # the switch left no trace a search can find
+    # company -> contacts through v4: the Primary label is typeId 2 in this direction
+    page = client.crm.associations.v4.batch_api.get_page("companies", "contacts", {"inputs": [{"id": other}]})
+    primary_of = {t.to_object_id for r in page.results for t in r.to if any(a.type_id == 2 for a in t.association_types)}
+    assert contact["id"] in primary_of
+
+
+def test_merge_makes_the_merged_away_contact_vanish_everywhere(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(30, seed=3, adversarial=False)
+    client = hs_sandbox.client()
+    truth = {c["id"]: c for c in hs_sandbox.state()["contacts"]}
+    gone_email = truth["152"]["properties"]["email"]
+    survivor = client.crm.contacts.basic_api.merge(PublicMergeInput(object_id_to_merge="152", primary_object_id="151"))
+    assert survivor.id == "151"
+    assert survivor.properties["hs_merged_object_ids"] == "152"
+    assert survivor.properties["hs_additional_emails"] == gone_email
+    listed = {r.id for r in client.crm.contacts.basic_api.get_page(limit=100).results}
+    archived = {r.id for r in client.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
+    assert "152" not in listed | archived and "151" in listed
+    assert "152" not in _search_since(client, 0)
+    read = client.crm.contacts.batch_api.read({"inputs": [{"id": "151"}, {"id": "152"}], "properties": ["email"]})
+    assert [r.id for r in read.results] == ["151"] and read.errors[0].context["ids"] == ["152"]
+    assert hs_sandbox.state()["merged"] == {"152": "151"}
+    # archive through the official client too: gone from search and list, present in the archived list
+    client.crm.contacts.basic_api.archive("153")
+    assert "153" in {r.id for r in client.crm.contacts.basic_api.get_page(limit=100, archived=True).results}
+
+
+def test_date_header_is_hubspots_clock_and_company_search_shares_the_search_limit(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.config(clock_offset_s=-3600, rate_limit_per_10s=0, search_per_s=2)
+    with httpx.Client(base_url=hs_sandbox.base_url, headers=AUTH) as http:
+        first = http.post("/crm/v3/objects/contacts/search", json={})
+        second = http.post("/crm/v3/objects/companies/search", json={})
+        third = http.post("/crm/v3/objects/companies/search", json={})
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
+    assert third.json()["policyName"] == "SECONDLY"
+    assert len(first.headers.get_list("date")) == 1
+    offset = parsedate_to_datetime(first.headers["date"]).timestamp() - time.time()
+    assert -3700 < offset < -3500

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import asdict, dataclass
+from email.utils import formatdate
 from typing import Any
 
 import anyio
@@ -40,10 +41,17 @@ ROUTES: dict[str, tuple[str, re.Pattern[str]]] = {
     "contacts_page": ("GET", re.compile(r"^/crm/v3/objects/contacts/?$")),
     "contacts_search": ("POST", re.compile(r"^/crm/v3/objects/contacts/search/?$")),
     "contacts_batch_update": ("POST", re.compile(r"^/crm/v3/objects/contacts/batch/update/?$")),
+    "contacts_batch_read": ("POST", re.compile(r"^/crm/v3/objects/contacts/batch/read/?$")),
+    "contacts_merge": ("POST", re.compile(r"^/crm/v3/objects/contacts/merge/?$")),
+    "contacts_archive": ("DELETE", re.compile(r"^/crm/v3/objects/contacts/\d+/?$")),
+    "companies_search": ("POST", re.compile(r"^/crm/v3/objects/companies/search/?$")),
     "companies_batch_read": ("POST", re.compile(r"^/crm/v3/objects/companies/batch/read/?$")),
+    "companies_batch_update": ("POST", re.compile(r"^/crm/v3/objects/companies/batch/update/?$")),
     "assoc_batch_read": ("POST", re.compile(r"^/crm/v4/associations/[^/]+/[^/]+/batch/read/?$")),
+    "assoc_put": ("PUT", re.compile(r"^/crm/v4/objects/[^/]+/\d+/associations/[^/]+/\d+/?$")),
 }
-SEARCH_ROUTES = frozenset({"contacts_search"})
+# HubSpot's search limit is per token across every object's search endpoint: one bucket.
+SEARCH_ROUTES = frozenset({"contacts_search", "companies_search"})
 
 
 def route_name(method: str, path: str) -> str:
@@ -60,6 +68,8 @@ class Config:
     latency_ms: int = 0
     retry_after_s: int = 1  # Retry-After sent with fault 429/503s (whole seconds, as HTTP wants)
     shuffle_ties: int = 0  # 1: search results tied on every sort key change order between requests
+    index_lag_ms: int = 0  # search sees each write this late (lastmodifieddate keeps the true time)
+    clock_offset_s: int = 0  # HubSpot's clock minus ours: record timestamps and the Date header use it
 
 
 @dataclass
@@ -92,12 +102,12 @@ class Sandbox:
     def __init__(self, seed: int = 0, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.seed = seed
         self.clock = clock
-        self.store = HubSpotStore()
+        self.store = HubSpotStore(clock=lambda: time.time() + self.config.clock_offset_s)
         self.reset()
 
     def reset(self) -> None:
-        self.store.reset()
         self.config = Config()
+        self.store.reset()
         self.faults: list[Fault] = []
         self.windows: dict[str, deque[float]] = defaultdict(deque)  # token -> request times (10 s)
         self.search_windows: dict[str, deque[float]] = defaultdict(deque)  # token -> search times (1 s)
@@ -239,6 +249,8 @@ class HubSpotMiddleware:
                 message["headers"] = [
                     *message["headers"],
                     *((k.lower().encode(), v.encode()) for k, v in headers.items()),
+                    # HubSpot's clock, which a client must use for its marks (not its own)
+                    (b"date", formatdate(time.time() + sb.config.clock_offset_s, usegmt=True).encode()),
                 ]
             await counting_send(message)
 
@@ -321,6 +333,50 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
         body = await request.json()
         return _answer(lambda: store.update_contacts(body))
 
+    async def contacts_read(request: Request) -> Response:
+        body = await request.json()
+        return _answer(lambda: store.read_contacts(body))
+
+    async def contacts_merge(request: Request) -> Response:
+        body = await request.json()
+        return _answer(lambda: store.merge(body.get("primaryObjectId", ""), body.get("objectIdToMerge", "")))
+
+    async def contact_archive(request: Request) -> Response:
+        contact_id = request.path_params["contact_id"]
+        try:
+            store.archive_one(contact_id)
+        except HubSpotError as exc:
+            return JSONResponse(error_body(exc.category, exc.message), status_code=exc.status)
+        return Response(status_code=204)
+
+    async def companies_search(request: Request) -> Response:
+        body = await request.json()
+        return _answer(lambda: store.search_companies(body))
+
+    async def companies_update(request: Request) -> Response:
+        body = await request.json()
+        return _answer(lambda: store.update_companies(body))
+
+    async def assoc_put(request: Request) -> Response:
+        """v4 `basic_api.create`: labels for one contact -> company pair; the Primary label (typeId 1)
+        makes the company the contact's primary, bumping nothing."""
+        p = request.path_params
+        body = await request.json()
+        if {p["from_type"].lower(), p["to_type"].lower()} != {"contacts", "companies"} and (
+            p["from_type"].lower(), p["to_type"].lower()
+        ) != ("contact", "company"):
+            return JSONResponse(error_body("VALIDATION_ERROR", "Only contact -> company associations here."), 400)
+        type_ids = {int(spec.get("associationTypeId", 0)) for spec in body or []}
+
+        def call() -> Any:
+            if 1 in type_ids:
+                store.set_primary(p["from_id"], p["to_id"])
+            return {"fromObjectTypeId": "0-1", "fromObjectId": int(p["from_id"]), "toObjectTypeId": "0-2",
+                    "toObjectId": int(p["to_id"]),
+                    "labels": ["Primary" if t == 1 else None for t in sorted(type_ids)]}
+
+        return _answer(lambda: (201, call()))
+
     # --- admin -----------------------------------------------------------------------------
 
     async def admin_reset(request: Request) -> Response:
@@ -367,6 +423,27 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
         body = await _json(request)
         return JSONResponse({"ids": store.archive(body.get("ids") or [])})
 
+    async def admin_rename_companies(request: Request) -> Response:
+        """{"inputs": [{"id", "properties": {"name"?, "domain"?}}]}: bumps only the companies."""
+        body = await _json(request)
+        return _answer(lambda: store.update_companies({"inputs": body.get("inputs") or []}))
+
+    async def admin_primary(request: Request) -> Response:
+        """{"switches": [{"contact", "company"}]}: a primary association switch, which bumps nothing."""
+        body = await _json(request)
+
+        def call() -> Any:
+            for item in body.get("switches") or []:
+                store.set_primary(item["contact"], item["company"])
+            return {"switched": len(body.get("switches") or [])}
+
+        return _answer(call)
+
+    async def admin_merge(request: Request) -> Response:
+        """{"pairs": [[survivor, merged-away], ...]}."""
+        body = await _json(request)
+        return _answer(lambda: {"survivors": [store.merge(a, b) for a, b in body.get("pairs") or []]})
+
     async def admin_faults(request: Request) -> Response:
         if request.method == "DELETE":
             sb.faults.clear()
@@ -397,14 +474,22 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
                 if not hasattr(sb.config, key):
                     return JSONResponse({"error": f"unknown config key {key!r}"}, status_code=400)
                 setattr(sb.config, key, int(value))
+            store.index_lag_ms = sb.config.index_lag_ms
         return JSONResponse(asdict(sb.config))
 
     routes = [
         Route("/crm/v3/objects/contacts", list_contacts, methods=["GET"]),
         Route("/crm/v3/objects/contacts/search", search, methods=["POST"]),
         Route("/crm/v3/objects/contacts/batch/update", contacts_update, methods=["POST"]),
+        Route("/crm/v3/objects/contacts/batch/read", contacts_read, methods=["POST"]),
+        Route("/crm/v3/objects/contacts/merge", contacts_merge, methods=["POST"]),
+        Route("/crm/v3/objects/contacts/{contact_id:int}", contact_archive, methods=["DELETE"]),
+        Route("/crm/v3/objects/companies/search", companies_search, methods=["POST"]),
         Route("/crm/v3/objects/companies/batch/read", companies_read, methods=["POST"]),
+        Route("/crm/v3/objects/companies/batch/update", companies_update, methods=["POST"]),
         Route("/crm/v4/associations/{from_type}/{to_type}/batch/read", assoc_read, methods=["POST"]),
+        Route("/crm/v4/objects/{from_type}/{from_id:int}/associations/{to_type}/{to_id:int}", assoc_put,
+              methods=["PUT"]),
         Route("/__admin/reset", admin_reset, methods=["POST"]),
         Route("/__admin/seed", admin_seed, methods=["POST"]),
         Route("/__admin/state", admin_state, methods=["GET"]),
@@ -413,6 +498,9 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
         Route("/__admin/companies", admin_companies, methods=["POST"]),
         Route("/__admin/companies/delete", admin_delete_companies, methods=["POST"]),
         Route("/__admin/archive", admin_archive, methods=["POST"]),
+        Route("/__admin/companies/rename", admin_rename_companies, methods=["POST"]),
+        Route("/__admin/primary", admin_primary, methods=["POST"]),
+        Route("/__admin/merge", admin_merge, methods=["POST"]),
         Route("/__admin/faults", admin_faults, methods=["POST", "DELETE"]),
         Route("/__admin/stats", admin_stats, methods=["GET"]),
         Route("/__admin/config", admin_config, methods=["GET", "PUT"]),
@@ -430,6 +518,7 @@ def create_app(seed: int = 0, *, contacts: int = 0) -> Starlette:
         exception_handlers={404: not_found, 405: not_found, json.JSONDecodeError: bad_json},
     )
     app.state.sandbox = sb
+    app.state.sends_date = True  # its own Date header (HubSpot's clock): the server must not add one
     if contacts:
         store.seed(contacts=contacts, seed=seed)
     return app

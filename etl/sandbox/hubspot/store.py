@@ -7,6 +7,7 @@ carrying HubSpot's error shape. No HTTP here: `app.py` is the thin layer on top.
 from __future__ import annotations
 
 import bisect
+import copy
 import heapq
 import random
 import time
@@ -28,9 +29,11 @@ MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS_TOTAL = 18
 MAX_IN_VALUES = 100
 
-# association type ids (HubSpot-defined, contact -> company)
+# association type ids (HubSpot-defined): contact -> company, and company -> contact
 PRIMARY_TYPE_ID = 1
 UNLABELED_TYPE_ID = 279
+COMPANY_PRIMARY_TYPE_ID = 2
+COMPANY_UNLABELED_TYPE_ID = 280
 
 DATETIME_PROPS = frozenset({"createdate", "lastmodifieddate", "hs_lastmodifieddate"})
 NUMERIC_PROPS = frozenset({"hs_object_id"})
@@ -112,9 +115,37 @@ class HubSpotStore:
         self.version = 0
         self._by_modified: list[tuple[int, int]] = []
         self._index_version = -1
+        self._by_company: dict[int, list[int]] = {}
+        self._by_company_version = -1
+        self.merged: dict[int, int] = {}  # merged-away contact id -> the survivor
+        # Index lag: per record, (write time, the record as search saw it before that write), oldest
+        # first. Search shows a record as it was before its first write younger than the lag.
+        self.index_lag_ms = 0
+        self._unindexed: dict[tuple[str, int], list[tuple[int, Contact | Company | None]]] = {}
 
     def _changed(self) -> None:
         self.version += 1
+
+    def _before_write(self, kind: str, key: int, record: Contact | Company | None) -> None:
+        """Remember how search saw `record` before this write, while the index lag hides the write."""
+        if self.index_lag_ms <= 0:
+            return
+        old = None if record is None else copy.deepcopy(record)
+        self._unindexed.setdefault((kind, key), []).append((round(self._clock() * 1000), old))
+
+    def _prune_unindexed(self) -> None:
+        horizon = round(self._clock() * 1000) - self.index_lag_ms
+        for key in list(self._unindexed):
+            pending = [entry for entry in self._unindexed[key] if entry[0] > horizon]
+            if pending:
+                self._unindexed[key] = pending
+            else:
+                del self._unindexed[key]
+
+    def _indexed(self, kind: str, key: int, current: Any) -> Any:
+        """The record as the search index shows it now (None: not indexed yet)."""
+        pending = self._unindexed.get((kind, key))
+        return pending[0][1] if pending else current
 
     def tick(self) -> int:
         """Now, in ms, strictly after every timestamp handed out before (HubSpot's clock never repeats
@@ -259,7 +290,10 @@ class HubSpotStore:
         ids, total = self._search_ids(groups, matcher, sort_keys, salt, min(after + limit, SEARCH_CAP) + 1)
         end = min(after + limit, SEARCH_CAP)
         props = request.get("properties") or []
-        results = [self._render_contact(self.contacts[i], props, with_assoc=False) for i in ids[after:end]]
+        results = [
+            self._render_contact(self._indexed("contact", i, self.contacts[i]), props, with_assoc=False)
+            for i in ids[after:end]
+        ]
         body: dict[str, Any] = {"total": total, "results": results}
         if end < total:  # HubSpot offers "after": "10000" too — and then refuses it
             body["paging"] = {"next": {"after": str(end)}}
@@ -268,7 +302,7 @@ class HubSpotStore:
     def _search_ids(
         self,
         groups: Sequence[Mapping[str, Any]],
-        matcher: Callable[[Contact], bool],
+        matcher: Callable[[Any], bool],
         sort_keys: Sequence[tuple[str, bool]],
         salt: int,
         need: int,
@@ -279,9 +313,11 @@ class HubSpotStore:
         come from a time index and, sorted by lastmodifieddate ascending, only the first `need` are
         ordered — so 25k-contact incremental reads stay cheap.
         """
-        plans = _time_plans(groups)
+        self._prune_unindexed()
+        plans = None if self._unindexed else _time_plans(groups)
         if plans is None:
-            matched = [c for c in self.contacts.values() if not c.archived and matcher(c)]
+            views = (self._indexed("contact", c.id, c) for c in self.contacts.values())
+            matched = [c for c in views if c is not None and not c.archived and matcher(c)]
             matched.sort(key=lambda c: _sort_tuple(c, sort_keys, salt))
             return [c.id for c in matched], len(matched)
         if self._index_version != self.version:
@@ -354,8 +390,10 @@ class HubSpotStore:
         return self._batch_envelope(results, errors, started)
 
     def read_associations(self, from_type: str, to_type: str, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-        """POST /crm/v4/associations/contacts/companies/batch/read: labelled associations per contact."""
-        if _object_type(from_type) != "contacts" or _object_type(to_type) != "companies":
+        """POST /crm/v4/associations/{contacts,companies}/{companies,contacts}/batch/read: labelled
+        associations per object (contact -> company: Primary is typeId 1; company -> contact: 2)."""
+        pair = (_object_type(from_type), _object_type(to_type))
+        if pair not in (("contacts", "companies"), ("companies", "contacts")):
             raise HubSpotError(400, "VALIDATION_ERROR", f"Unsupported association {from_type} -> {to_type}.")
         started = round(self._clock() * 1000)
         inputs = request.get("inputs") or []
@@ -363,6 +401,8 @@ class HubSpotStore:
             raise HubSpotError(
                 400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {ASSOC_BATCH_MAX}."
             )
+        if pair == ("companies", "contacts"):
+            return self._read_company_contacts(inputs, started)
         results: list[dict[str, Any]] = []
         without: list[str] = []
         for item in inputs:
@@ -394,6 +434,213 @@ class HubSpotStore:
             )
         return self._batch_envelope(results, errors, started)
 
+    def _read_company_contacts(self, inputs: Sequence[Mapping[str, Any]], started: int) -> tuple[int, dict[str, Any]]:
+        if self._by_company_version != self.version:
+            by_company: dict[int, list[int]] = {}
+            for cid in self.contact_ids:
+                c = self.contacts[cid]
+                if not c.archived:
+                    for co in c.companies:
+                        by_company.setdefault(co, []).append(cid)
+            self._by_company, self._by_company_version = by_company, self.version
+        results: list[dict[str, Any]] = []
+        without: list[str] = []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            contact_ids = self._by_company.get(int(raw), []) if raw.isdigit() else []
+            company = self.companies.get(int(raw)) if raw.isdigit() else None
+            if company is None or company.deleted or not contact_ids:
+                without.append(raw)
+                continue
+            to = []
+            for cid in contact_ids:
+                types: list[dict[str, Any]] = []
+                if self.contacts[cid].primary == company.id:
+                    types.append({"category": "HUBSPOT_DEFINED", "typeId": COMPANY_PRIMARY_TYPE_ID, "label": "Primary"})
+                types.append({"category": "HUBSPOT_DEFINED", "typeId": COMPANY_UNLABELED_TYPE_ID, "label": None})
+                to.append({"toObjectId": cid, "associationTypes": types})
+            results.append({"from": {"id": raw}, "to": to})
+        errors = []
+        if without:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                    "message": f"No contacts are associated with companies {', '.join(without)}.",
+                    "context": {"fromObjectId": without},
+                    "links": {},
+                    "errors": [],
+                }
+            )
+        return self._batch_envelope(results, errors, started)
+
+    def read_contacts(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /crm/v3/objects/contacts/batch/read: 200, or 207 naming the ids not found (archived
+        and merged-away contacts included)."""
+        started = round(self._clock() * 1000)
+        inputs = request.get("inputs") or []
+        if len(inputs) > CONTACT_BATCH_MAX:
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {CONTACT_BATCH_MAX}."
+            )
+        props = request.get("properties") or []
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        seen: set[str] = set()
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            if raw in seen:
+                continue
+            seen.add(raw)
+            c = self.contacts.get(int(raw)) if raw.isdigit() else None
+            if c is None or c.archived:
+                missing.append(raw)
+            else:
+                results.append(self._render_contact(c, props, with_assoc=False))
+        errors = []
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not get some CONTACT objects, they may be deleted or not exist. "
+                    f"Check that ids are valid. Ids: {', '.join(missing)}",
+                    "context": {"ids": missing},
+                    "links": {},
+                    "errors": [],
+                }
+            )
+        return self._batch_envelope(results, errors, started)
+
+    def search_companies(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """POST /crm/v3/objects/companies/search: as contacts search (offset paging, 10,000 cap),
+        over companies as the index shows them."""
+        limit = int(request.get("limit") or 10)
+        if limit < 1 or limit > SEARCH_MAX_LIMIT:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"limit must be between 1 and {SEARCH_MAX_LIMIT}.")
+        after_raw = request.get("after") or "0"
+        try:
+            after = int(str(after_raw))
+        except ValueError as exc:
+            raise HubSpotError(400, "VALIDATION_ERROR", f"Invalid 'after' value '{after_raw}'.") from exc
+        if after >= SEARCH_CAP:
+            raise HubSpotError(400, "VALIDATION_ERROR", "Paging through search results is limited to 10,000 results.")
+        matcher = _compile_filter_groups(request.get("filterGroups") or [])
+        sort_keys = _compile_sorts(request.get("sorts") or [])
+        self._prune_unindexed()
+        views = (self._indexed("company", co.id, co) for co in self.companies.values())
+        matched = sorted(
+            (co for co in views if co is not None and not co.deleted and matcher(co)),
+            key=lambda co: _sort_tuple(co, sort_keys),
+        )
+        end = min(after + limit, SEARCH_CAP)
+        props = request.get("properties") or []
+        body: dict[str, Any] = {
+            "total": len(matched),
+            "results": [self._render_company(co, props) for co in matched[after:end]],
+        }
+        if end < len(matched):
+            body["paging"] = {"next": {"after": str(end)}}
+        return body
+
+    def update_companies(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        """POST /crm/v3/objects/companies/batch/update: a rename bumps the COMPANY's
+        hs_lastmodifieddate only; its contacts' lastmodifieddate stays as it was."""
+        started = round(self._clock() * 1000)
+        inputs = request.get("inputs") or []
+        if len(inputs) > COMPANY_BATCH_MAX:
+            raise HubSpotError(
+                400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {COMPANY_BATCH_MAX}."
+            )
+        now = self.tick()
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        for item in inputs:
+            raw = str(item.get("id", ""))
+            co = self.companies.get(int(raw)) if raw.isdigit() else None
+            if co is None or co.deleted:
+                missing.append(raw)
+                continue
+            self._before_write("company", co.id, co)
+            props = {str(k): (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
+            co.props.update(props)
+            co.modified_ms = now
+            results.append(self._render_company(co, sorted(props)))
+        self._changed()
+        errors = []
+        if missing:
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": f"Could not update some COMPANY objects. Ids: {', '.join(missing)}",
+                    "context": {"ids": missing},
+                    "links": {},
+                    "errors": [],
+                }
+            )
+        return self._batch_envelope(results, errors, started)
+
+    def set_primary(self, contact_id: str | int, company_id: str | int) -> None:
+        """PUT /crm/v4/objects/contacts/{id}/associations/companies/{to} with the Primary label:
+        the contact's primary company changes and NEITHER record's modification date moves."""
+        c = self._live_contact(contact_id)
+        co = self.companies.get(int(company_id))
+        if co is None or co.deleted:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Company {company_id} not found.")
+        if co.id not in c.companies:
+            c.companies.append(co.id)
+        c.primary = co.id
+        self._changed()
+
+    def merge(self, primary_id: str | int, merged_id: str | int) -> dict[str, Any]:
+        """POST /crm/v3/objects/contacts/merge: the merged-away contact vanishes from every read; the
+        survivor lists it in hs_merged_object_ids and takes its e-mails into hs_additional_emails."""
+        survivor = self._live_contact(primary_id)
+        gone = self._live_contact(merged_id)
+        if survivor.id == gone.id:
+            raise HubSpotError(400, "VALIDATION_ERROR", "Cannot merge a contact with itself.")
+        now = self.tick()
+        self._before_write("contact", survivor.id, survivor)
+
+        def listed(c: Contact, prop: str) -> list[str]:
+            return [v for v in (c.props.get(prop) or "").split(";") if v]
+
+        merged_ids = [*listed(survivor, "hs_merged_object_ids"), str(gone.id), *listed(gone, "hs_merged_object_ids")]
+        gone_email = gone.props.get("email")
+        emails = [*listed(survivor, "hs_additional_emails"), *([gone_email] if gone_email else []),
+                  *listed(gone, "hs_additional_emails")]
+        survivor.props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
+        survivor.props["hs_additional_emails"] = ";".join(dict.fromkeys(e.strip() for e in emails if e.strip())) or None
+        for co in gone.companies:
+            if co not in survivor.companies:
+                survivor.companies.append(co)
+        survivor.modified_ms = now
+        del self.contacts[gone.id]
+        self.contact_ids.pop(bisect.bisect_left(self.contact_ids, gone.id))
+        self._unindexed.pop(("contact", gone.id), None)
+        self.merged[gone.id] = survivor.id
+        for old, into in self.merged.items():
+            if into == gone.id:
+                self.merged[old] = survivor.id
+        self._changed()
+        return self._render_contact(survivor, ["email", "hs_merged_object_ids", "hs_additional_emails"],
+                                    with_assoc=False)
+
+    def archive_one(self, contact_id: str | int) -> None:
+        """DELETE /crm/v3/objects/contacts/{id}: 204; an unknown or merged-away id is 404."""
+        if not self.archive([contact_id]):
+            c = self.contacts.get(int(contact_id)) if str(contact_id).isdigit() else None
+            if c is None:
+                raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found. objectId are usually numeric.")
+
+    def _live_contact(self, raw: str | int) -> Contact:
+        c = self.contacts.get(int(raw)) if str(raw).isdigit() else None
+        if c is None or c.archived:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Contact {raw} not found.")
+        return c
+
     def update_contacts(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/contacts/batch/update: set properties, bump lastmodifieddate."""
         started = round(self._clock() * 1000)
@@ -412,6 +659,7 @@ class HubSpotStore:
                 missing.append(raw)
                 continue
             props = {str(k): (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
+            self._before_write("contact", c.id, c)
             c.props.update({k: v for k, v in props.items() if k not in _READ_ONLY})
             c.modified_ms = now
             results.append(self._render_contact(c, sorted(props), with_assoc=False))
@@ -485,6 +733,7 @@ class HubSpotStore:
             props = {str(k): (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
             spec = data.ContactSpec(props, now, now, companies, None if primary is None else int(primary))
             ids.append(str(self._add_contact(spec)))
+            self._before_write("contact", int(ids[-1]), None)
         self._changed()
         return ids
 
@@ -494,6 +743,7 @@ class HubSpotStore:
         for item in inputs:
             props = {str(k): (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
             ids.append(str(self._add_company(data.CompanySpec(props, now, now))))
+            self._before_write("company", int(ids[-1]), None)
         self._changed()
         return ids
 
@@ -502,6 +752,7 @@ class HubSpotStore:
         for raw in ids:
             co = self.companies.get(int(raw))
             if co is not None and not co.deleted:
+                self._before_write("company", co.id, co)
                 co.deleted = True
                 done.append(str(co.id))
         self._changed()
@@ -538,6 +789,7 @@ class HubSpotStore:
                 left_in_group = group if group else rng.randint(1, 250)
             left_in_group -= 1
             c = self.contacts[cid]
+            self._before_write("contact", c.id, c)
             c.modified_ms = ts
             if change:
                 c.props["jobtitle"] = rng.choice(data.JOB_TITLES)
@@ -550,6 +802,7 @@ class HubSpotStore:
         for raw in ids:
             c = self.contacts.get(int(raw))
             if c is not None and not c.archived:
+                self._before_write("contact", c.id, c)
                 c.archived_ms = now
                 done.append(str(c.id))
         self._changed()
@@ -568,16 +821,22 @@ class HubSpotStore:
                         "lastmodifieddate": iso_ms(c.modified_ms),
                     },
                     "archived": c.archived,
+                    "archivedAt": None if c.archived_ms is None else iso_ms(c.archived_ms),
                     "companies": [str(x) for x in c.companies],
                     "primary": None if c.primary is None else str(c.primary),
                 }
                 for c in (self.contacts[i] for i in self.contact_ids)
             ],
             "companies": [
-                {"id": str(co.id), "properties": dict(co.props), "deleted": co.deleted}
+                {
+                    "id": str(co.id),
+                    "properties": {**co.props, "hs_lastmodifieddate": iso_ms(co.modified_ms)},
+                    "deleted": co.deleted,
+                }
                 for co in self.companies.values()
             ],
             "deleted_companies": [str(co.id) for co in self.companies.values() if co.deleted],
+            "merged": {str(k): str(v) for k, v in self.merged.items()},
         }
 
 
@@ -610,10 +869,10 @@ def _typed(prop: str, value: Any) -> Any:
     return str(value).lower()  # HubSpot string comparisons ignore case
 
 
-def _value_of(c: Contact, prop: str) -> Any:
+def _value_of(c: Contact | Company, prop: str) -> Any:
     if prop == "hs_object_id":
         return c.id
-    if prop == "lastmodifieddate":
+    if prop in ("lastmodifieddate", "hs_lastmodifieddate"):
         return c.modified_ms
     if prop == "createdate":
         return c.created_ms
@@ -621,7 +880,7 @@ def _value_of(c: Contact, prop: str) -> Any:
     return None if raw is None or raw == "" else raw.lower()
 
 
-def _compile_filter(f: Mapping[str, Any]) -> Callable[[Contact], bool]:
+def _compile_filter(f: Mapping[str, Any]) -> Callable[[Any], bool]:
     prop = str(f.get("propertyName") or "")
     op = str(f.get("operator") or "EQ").upper()
     if not prop:
@@ -642,7 +901,7 @@ def _compile_filter(f: Mapping[str, Any]) -> Callable[[Contact], bool]:
         return lambda c: _value_of(c, prop) not in values
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
         token = str(f.get("value") or "").lower().strip("*")
-        hit: Callable[[Contact], bool] = lambda c: token in str(_value_of(c, prop) or "")  # noqa: E731
+        hit: Callable[[Any], bool] = lambda c: token in str(_value_of(c, prop) or "")  # noqa: E731
         return hit if op == "CONTAINS_TOKEN" else (lambda c: not hit(c))
     if f.get("value") is None:
         raise HubSpotError(400, "VALIDATION_ERROR", f"Filter on {prop} with {op} needs a value.")
@@ -667,14 +926,14 @@ def _compile_filter(f: Mapping[str, Any]) -> Callable[[Contact], bool]:
 _TIME_OPS = frozenset({"GT", "GTE", "EQ", "LT", "LTE", "BETWEEN"})
 
 
-def _time_plans(groups: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, list[Callable[[Contact], bool]]]] | None:
+def _time_plans(groups: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, list[Callable[[Any], bool]]]] | None:
     """Per filter group: its lastmodifieddate bounds and its other filters; None if a group is unbounded."""
     if not groups:
         return None
     plans = []
     for g in groups:
         lo, hi, bounded = -(2**62), 2**62, False
-        rest: list[Callable[[Contact], bool]] = []
+        rest: list[Callable[[Any], bool]] = []
         for f in g.get("filters") or []:
             op = str(f.get("operator", "EQ")).upper()
             if f.get("propertyName") != "lastmodifieddate" or op not in _TIME_OPS or f.get("value") is None:
@@ -694,10 +953,10 @@ def _time_plans(groups: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, lis
     return plans
 
 
-def _compile_filter_groups(groups: Sequence[Mapping[str, Any]]) -> Callable[[Contact], bool]:
+def _compile_filter_groups(groups: Sequence[Mapping[str, Any]]) -> Callable[[Any], bool]:
     if len(groups) > MAX_FILTER_GROUPS:
         raise HubSpotError(400, "VALIDATION_ERROR", f"At most {MAX_FILTER_GROUPS} filterGroups are allowed.")
-    compiled: list[list[Callable[[Contact], bool]]] = []
+    compiled: list[list[Callable[[Any], bool]]] = []
     total = 0
     for g in groups:
         filters = g.get("filters") or []
@@ -731,7 +990,7 @@ def _scramble(i: int, salt: int = 0) -> int:
     return ((i ^ salt) * 2654435761) % 4294967296
 
 
-def _sort_tuple(c: Contact, keys: Sequence[tuple[str, bool]], salt: int = 0) -> tuple[Any, ...]:
+def _sort_tuple(c: Contact | Company, keys: Sequence[tuple[str, bool]], salt: int = 0) -> tuple[Any, ...]:
     out: list[Any] = []
     for prop, desc in keys:
         v = _value_of(c, prop)
