@@ -275,12 +275,18 @@ def no_email_message(columns: list[str], mapping: Mapping, label: str, source: s
 
 
 def _missing_expected(chosen: Mapping, resolved: Mapping, columns: list[str]) -> tuple[str, ...]:
-    """Signature headers absent from the file, except those whose field found another of its
-    columns (Apollo's `Company Name` when the file has `Company`)."""
+    """Signature headers absent from the file, except those whose field found one of its other
+    spellings (Apollo's `Company Name` when the file has `Company`, which the signature lacks)."""
     if chosen.detect is None:
         return ()
     keys = _keys(columns)
-    satisfied = {normalise_header(a) for f, aliases in chosen.fields.items() if f in resolved.fields for a in aliases}
+    signature = {normalise_header(s) for s in chosen.detect.signature}
+    satisfied = {
+        normalise_header(a)
+        for f, aliases in chosen.fields.items()
+        if f in resolved.fields and normalise_header(resolved.fields[f][0]) not in signature
+        for a in aliases
+    }
     return tuple(
         s for s in chosen.detect.signature if normalise_header(s) not in keys and normalise_header(s) not in satisfied
     )
