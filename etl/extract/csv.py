@@ -23,8 +23,9 @@ How a file is read (bounded memory, vectorised, never crashes on a bad row):
    still streams on; the odd records end up in the rejects with a reason.
 
 Rejected records (rule ids): `ragged_row` (field count differs from the header),
-`undecodable` (a byte sequence that is not valid in the sniffed encoding: shows up as
-U+FFFD after a lossy decode), `field_too_long` (a value over `max_field_bytes`).
+`undecodable` (a byte sequence that is not valid in the sniffed encoding; a U+FFFD that the
+file itself holds is data: an earlier tool put it there), `field_too_long` (a value over
+`max_field_bytes`).
 Completely blank lines are not records: they keep their number but yield nothing.
 """
 
@@ -57,6 +58,24 @@ _MAX_BACKTRACK_LINES = 2_000
 
 REPLACEMENT = "\ufffd"
 _ESCAPED = re.compile("[\udc80-\udcff]")
+_ESCAPED_RUN = re.compile("[\udc80-\udcff]+")
+_MARKERS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
+"""Noncharacters that stand for undecodable bytes while a block is parsed (one absent from the block)."""
+
+UNDECODABLE = "leadgenius-etl-undecodable"
+"""Decode error handler: a byte sequence invalid in the file's encoding becomes a lone surrogate,
+which `.encode("utf-8", "surrogateescape")` writes as the byte 0xFF, never valid UTF-8. So every
+block handed to the parser is invalid UTF-8 exactly where the file was undecodable, and a U+FFFD
+the file holds stays a character (csv-spectrum's location_coordinates.csv)."""
+
+
+def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "\udcff", exc.end
+
+
+codecs.register_error(UNDECODABLE, _escape_undecodable)
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -172,7 +191,7 @@ class CsvSource:
                     yield raw
                     want = size
                 return
-            decoder = codecs.getincrementaldecoder(self.encoding)(errors="replace")
+            decoder = codecs.getincrementaldecoder(self.encoding)(errors=UNDECODABLE)
             to_skip = self._data_start_chars
             scale = 2 if self.encoding.startswith("utf-16") else 1
             while True:
@@ -183,7 +202,7 @@ class CsvSource:
                     skipped = min(to_skip, len(text))
                     text, to_skip = text[skipped:], to_skip - skipped
                 if text:
-                    yield text.encode("utf-8", "replace")
+                    yield text.encode("utf-8", "surrogateescape")  # undecodable -> 0xFF (see UNDECODABLE)
                 if not raw:
                     return
 
@@ -216,7 +235,7 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
         raise InputFileError(f"input file is empty: {p}")
 
     encoding, bom_chars = _sniff_encoding(sample, p)
-    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(sample, final=whole)
+    text = codecs.getincrementaldecoder(encoding)(errors=UNDECODABLE).decode(sample, final=whole)
     text = text[bom_chars:]
     start = 0  # a one-column file (a plain list of e-mails) is legal
     delimiter: str | None = None
@@ -230,14 +249,14 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
         best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the order of DELIMITERS
         delimiter = best if counts[best] else ","
     header_fields, header_end = _parse_header(text, start, delimiter, p, complete=whole)
-    if any(REPLACEMENT in name for name in header_fields):
+    if any(_ESCAPED.search(name) for name in header_fields):
         raise InputFileError(f"cannot decode the header of {p} as {encoding}; save it as UTF-8")
     columns = _unique_names(header_fields)
     rest = text[header_end:]
     if whole and not rest.strip():
         raise InputFileError(f"input file has a header but no data rows: {p}")
     records = max(rest.count("\n"), 1)
-    avg = max(len(rest.encode("utf-8", "replace")) / records, 8.0)
+    avg = max(len(rest.encode("utf-8", "surrogateescape")) / records, 8.0)
     bom_bytes = len(codecs.BOM_UTF8) if bom_chars and encoding == "utf-8" else 0
     return CsvSource(
         path=p,
@@ -618,6 +637,9 @@ def _parse_block(
     `balanced`: whether the block holds an even number of `"`, when the caller knows (a scan).
     """
     ncols = len(columns)
+    marker = None
+    if not block.isascii() and not _is_utf8(block):
+        block, marker = _mark_undecodable(block)
     parsed = _parse_with_polars(block, ncols, sep, balanced)
     if parsed is None:
         parsed = _parse_with_regex(block.decode("utf-8", "replace"), ncols, sep)
@@ -634,10 +656,9 @@ def _parse_block(
     )
     if df.get_column("blank").any():  # a filter copies every column: only when needed
         df = df.filter(~pl.col("blank"))
-    has_fffd = not block.isascii()  # U+FFFD (given or from an invalid byte) is not ASCII
     undecodable = (
-        pl.any_horizontal([pl.col(c).str.contains(REPLACEMENT, literal=True) for c in cnames])
-        if has_fffd
+        pl.any_horizontal([pl.col(c).str.contains(marker, literal=True) for c in cnames])
+        if marker
         else pl.lit(False)
     )
     too_long = pl.any_horizontal([pl.col(c).str.len_bytes() > max_field_bytes for c in cnames])
@@ -681,8 +702,31 @@ def _parse_block(
         .then(pl.col("_reason") + pl.lit("; extra fields: ") + surplus.str.slice(0, 200))
         .otherwise(pl.col("_reason"))
     )
+    if marker:  # the rejects file shows an undecodable byte as U+FFFD, as a lossy decode would
+        bad = bad.with_columns(pl.col(c).str.replace_all(marker, REPLACEMENT, literal=True) for c in cnames)
     bad = bad.select("_row", "_reason", "_rule", *cnames).rename(renames)
     return CsvBatch(frame=good, rejects=bad), consumed
+
+
+def _is_utf8(block: bytes) -> bool:
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mark_undecodable(block: bytes) -> tuple[bytes, str]:
+    """A block with invalid UTF-8 -> valid UTF-8 where each run of undecodable bytes is one
+    marker character that the block does not otherwise hold, and that marker.
+
+    Only the byte values >= 0x80 can be undecodable, so quotes, separators and line ends stay
+    where they were. If every candidate occurs in the block (never seen), U+FFFD is the marker:
+    then a U+FFFD the file holds is rejected too, as before.
+    """
+    text = block.decode("utf-8", "surrogateescape")
+    marker = next((m for m in _MARKERS if m not in text), REPLACEMENT)
+    return _ESCAPED_RUN.sub(marker, text).encode("utf-8"), marker
 
 
 def empty_rejects(columns: list[str]) -> pl.DataFrame:

@@ -93,6 +93,41 @@ def test_undecodable_line_in_utf8_file() -> None:
     assert frame["_row"].to_list() == [1, 3, 4]
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_replacement_character_in_the_file_is_data(tmp_path: Path, encoding: str) -> None:
+    # Real exports carry U+FFFD where an earlier tool replaced bad bytes; the file itself is
+    # valid, so the row is a lead like any other.
+    text = "email,city\r\na@x.io,Montr\ufffdal\r\nb@x.io,\ufffd\r\n"
+    frame, rejects = read_all(open_csv(write(tmp_path, text.encode(encoding))))
+    assert rejects.is_empty()
+    assert frame.rows() == [(1, "a@x.io", "Montr\ufffdal"), (2, "b@x.io", "\ufffd")]
+
+
+def test_undecodable_byte_next_to_a_real_replacement_character(tmp_path: Path) -> None:
+    # One block with both: only the row whose bytes fail to decode is rejected, and the
+    # rejects file shows the bad byte as U+FFFD.
+    data = "email,city\na@x.io,Montr\ufffdal\n".encode() + b"b@x.io,Montr\xe9al\nc@x.io,caf\xc3\xa9\n"
+    frame, rejects = read_all(open_csv(write(tmp_path, data)))
+    assert frame.rows() == [(1, "a@x.io", "Montr\ufffdal"), (3, "c@x.io", "café")]
+    assert rejects.select("_row", "_rule", "city").rows() == [(2, "undecodable", "Montr\ufffdal")]
+
+
+def test_undecodable_unit_in_a_utf16_file(tmp_path: Path) -> None:
+    # A lone surrogate cannot be decoded; a U+FFFD the file holds can. Only the former is rejected.
+    lone = b"\x00\xd8"  # U+D800 with no low surrogate after it (UTF-16-LE)
+    data = (
+        codecs.BOM_UTF16_LE
+        + "email,city\r\na@x.io,Z\u00fcrich\r\nb@x.io,x".encode("utf-16-le")
+        + lone
+        + "y\r\nc@x.io,\ufffd\r\n".encode("utf-16-le")
+    )
+    src = open_csv(write(tmp_path, data))
+    assert src.encoding == "utf-16-le"
+    frame, rejects = read_all(src)
+    assert rejects.select("_row", "_rule").rows() == [(2, "undecodable")]
+    assert frame.rows() == [(1, "a@x.io", "Zürich"), (3, "c@x.io", "\ufffd")]
+
+
 def test_field_too_long(tmp_path: Path) -> None:
     path = write(tmp_path, b"email,notes\na@x.io," + b"y" * 300 + b"\nb@x.io,short\n")
     frame, rejects = read_all(open_csv(path, max_field_bytes=100))
@@ -159,9 +194,9 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 
 cell = st.lists(
-    # U+FFFD is excluded: a file containing it is read as having an undecodable line.
-    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"], exclude_characters="\ufffd")
-    | st.sampled_from(["\n", "\r\n", "\r", '"', ",", ";", "\t", " ", "é"]),
+    # U+FFFD included: a file that holds it is data, only undecodable bytes are rejected.
+    st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"])
+    | st.sampled_from(["\n", "\r\n", "\r", '"', ",", ";", "\t", " ", "é", "\ufffd"]),
     max_size=12,
 ).map("".join)
 
