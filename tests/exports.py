@@ -98,7 +98,7 @@ FORMAT_HEADERS: dict[str, list[str]] = {
 }
 
 FIRST = ["Sarah", "Jürgen", "Aoife", "Mohammed", "Li", "José", "Anne-Marie", "O'Brien", "Zoë", "Raj", "Kim", "Lucas"]
-LAST = ["Chen", "Müller", "Ní Bhriain", "Al-Farsi", "Wang", "García", "Dupont", "Smith", "Łukasz", "Patel", "Lee"]
+LAST = ["Chen", "Müller", "Ní Bhriain", "Al-Farsi", "Wang", "García", "Dupont", "Smith", "Ødegaard", "Patel", "Lee"]
 TITLES = ["VP Sales", "Head of RevOps", "Chief Executive Officer", "Founder & CEO", "Directeur commercial",
           "Geschäftsführer", "SDR, EMEA", "CTO"]
 COMPANIES = ["Northwind Analytics", "Müller & Söhne GmbH", "Acme, Inc.", "Reveal HealthTech", "Café Olé SARL",
