@@ -143,15 +143,15 @@ def resolve(mapping: Mapping, columns: list[str]) -> Mapping:
         if (cols := mapping.source_columns(columns, n.columns))
     )
     ai_notes = {k: tuple(cols) for k, a in mapping.ai_notes.items() if (cols := mapping.source_columns(columns, a))}
-    country = tuple(mapping.source_columns(columns, mapping.country))
-    return replace(mapping, fields=fields, notes=notes, ai_notes=ai_notes, country=country, detect=None)
+    hints = {k: tuple(cols) for k, a in mapping.hints.items() if (cols := mapping.source_columns(columns, a))}
+    return replace(mapping, fields=fields, notes=notes, ai_notes=ai_notes, hints=hints, detect=None)
 
 
 def used_columns(mapping: Mapping) -> set[str]:
     used = {c for cols in mapping.fields.values() for c in cols}
     used.update(c for n in mapping.notes for c in n.columns)
     used.update(c for cols in mapping.ai_notes.values() for c in cols)
-    used.update(mapping.country)  # read for the phone region
+    used.update(c for cols in mapping.hints.values() for c in cols)  # e.g. the phone region's country
     return used
 
 
@@ -193,7 +193,7 @@ def guess_mapping(
         name="guessed",
         description="Guessed from header synonyms and values; check it, then keep it with --save-mapping",
         fields=fields, notes=tuple(notes), ai_notes=dict(base.ai_notes) if base else {}, constants=constants,
-        country=base.country if base else (),
+        hints=dict(base.hints) if base else {},
     )
     return mapping, guessed
 
@@ -322,8 +322,6 @@ def to_toml(mapping: Mapping, *, header: str = "") -> str:
     lines += [f"name = {_q(mapping.name)}"]
     if mapping.description:
         lines.append(f"description = {_q(mapping.description)}")
-    if mapping.country:
-        lines.append(f"country = {_arr(mapping.country)}")
     lines += ["", "[fields]"]
     lines += [f"{k} = {_arr(v)}" for k, v in mapping.fields.items()]
     if mapping.constants:
@@ -332,6 +330,8 @@ def to_toml(mapping: Mapping, *, header: str = "") -> str:
         lines += ["", "[[notes]]", f"column = {_arr(note.columns)}", f"label = {_q(note.label)}"]
     if mapping.ai_notes:
         lines += ["", "[ai_notes]"] + [f"{k} = {_arr(v)}" for k, v in mapping.ai_notes.items()]
+    if mapping.hints:
+        lines += ["", "[hints]"] + [f"{k} = {_arr(v)}" for k, v in mapping.hints.items()]
     if mapping.detect:
         d = mapping.detect
         lines += ["", "[detect]", f"label = {_q(d.label)}", f"signature = {_arr(d.signature)}"]

@@ -18,9 +18,6 @@ A mapping is a TOML file (see mappings/csv.toml for a commented example). Format
     label  = "Lifecycle stage"         # optional; defaults to the column name as written
     # `column` may also be a list of fallbacks, like a [fields] entry.
 
-    country = ["Country"]              # optional: the column(s) naming the lead's country (the
-                                       # phone region comes from it); never sent to the API
-
     [detect]                           # optional: how `import csv` recognises this export
     label     = "Apollo contacts export"
     signature = ["First Name", "Apollo Contact Id", …]   # score = share of these present
@@ -32,6 +29,9 @@ A mapping is a TOML file (see mappings/csv.toml for a commented example). Format
     justification   = ["justification"]              # "### 🧐 JUSTIFICATION"
     recommendations = ["recommendations"]            # "### 💡 STRATEGIC RECOMMENDATIONS"
     sdr_synthesis   = ["sdr synthesis"]              # "### 📝 SDR SYNTHESIS"
+
+    [hints]                            # columns that are no lead field but help clean one
+    country = ["country", "country/region"]          # the region phone numbers are read in
 
 Rules:
 - Keys of [fields] and [constants] must be LeadGenius lead fields (etl.fields.LEAD_FIELDS);
@@ -61,7 +61,11 @@ MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
 
 AI_NOTE_KEYS: tuple[str, ...] = ("score", "score_100", "justification", "recommendations", "sdr_synthesis")
 
-_TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes", "country", "detect"}
+HINT_KEYS: tuple[str, ...] = ("country",)
+"""`[hints]` keys: `country` names the column whose value (a name such as "Germany", or a
+code such as "DE" / "DEU") is the region a phone number without `+` is read in."""
+
+_TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes", "hints", "detect"}
 _DETECT_KEYS = {"label", "signature", "any_of"}
 _RENAMED_REPEAT = re.compile(r"^(.*)_([2-9]|[1-9][0-9]+)$", re.S)
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
@@ -128,7 +132,7 @@ class Mapping:
     ai_notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     constants: dict[str, str] = field(default_factory=dict)
     description: str = ""
-    country: tuple[str, ...] = ()
+    hints: dict[str, tuple[str, ...]] = field(default_factory=dict)
     detect: Detect | None = None
     provenance: Provenance | None = field(default=None, compare=False)
 
@@ -211,7 +215,14 @@ class Mapping:
                 raise ConfigError(f"{where}: [ai_notes] has unknown key {key!r} (expected: {', '.join(AI_NOTE_KEYS)})")
             ai_notes[key] = _columns(value, where, f"ai_notes.{key}")
 
-        country = _columns(raw["country"], where, "country") if "country" in raw else ()
+        raw_hints = raw.get("hints", {})
+        if not isinstance(raw_hints, dict):
+            raise ConfigError(f"{where}: [hints] must be a table")
+        hints: dict[str, tuple[str, ...]] = {}
+        for key, value in raw_hints.items():
+            if key not in HINT_KEYS:
+                raise ConfigError(f"{where}: [hints] has unknown key {key!r} (expected: {', '.join(HINT_KEYS)})")
+            hints[key] = _columns(value, where, f"hints.{key}")
         detect = _detect(raw["detect"], name.strip(), where) if "detect" in raw else None
         return cls(
             name=name.strip(),
@@ -220,7 +231,7 @@ class Mapping:
             ai_notes=ai_notes,
             constants=constants,
             description=description.strip(),
-            country=country,
+            hints=hints,
             detect=detect,
         )
 
@@ -233,9 +244,8 @@ class Mapping:
             "constants": dict(self.constants),
             "notes": [{"column": list(n.columns), "label": n.label} for n in self.notes],
             "ai_notes": {k: list(v) for k, v in self.ai_notes.items()},
+            "hints": {k: list(v) for k, v in self.hints.items()},
         }
-        if self.country:
-            out["country"] = list(self.country)
         if self.detect:
             out["detect"] = {"label": self.detect.label, "signature": list(self.detect.signature),
                              "any_of": list(self.detect.any_of)}
@@ -263,7 +273,7 @@ class Mapping:
             "unmapped_samples": {c: samples.get(c) for c in (p.unmapped if p else ())},
             "notes": [{"column": list(n.columns), "label": n.label} for n in self.notes],
             "constants": dict(self.constants),
-            "country": list(self.country),
+            "hints": {k: list(v) for k, v in self.hints.items()},
         }
 
     def source_columns(self, available: list[str], aliases: tuple[str, ...]) -> list[str]:

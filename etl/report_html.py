@@ -210,7 +210,7 @@ def _mapping_section(mapping: dict[str, Any]) -> str:
         for col in unmapped:
             out.append(f"<tr><td>{_e(col)}</td><td>{_e(unmapped_samples.get(col))}</td></tr>")
         out.append("</table>")
-    rest = {k: mapping[k] for k in ("notes", "constants", "ai_notes", "country") if mapping.get(k)}
+    rest = {k: mapping[k] for k in ("notes", "constants", "ai_notes", "hints") if mapping.get(k)}
     if rest:
         out.append(f"<pre>{html.escape(json.dumps(rest, indent=2, ensure_ascii=False))}</pre>")
     return "\n".join(out)
