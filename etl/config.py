@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from etl.errors import ConfigError, UsageError
 from etl.log import register_secret
+from etl.state.location import check_state_url, is_state_url, url_password
 
 DEFAULT_BASE_URL = "https://last.leadgenius.app"
 DEFAULT_HUBSPOT_URL = "https://api.hubapi.com"
@@ -29,12 +30,15 @@ class Settings:
     hubspot_token: str | None = None
     hubspot_base_url: str = DEFAULT_HUBSPOT_URL
     state_path: Path = field(default_factory=lambda: Path(".leadgenius-etl/state.db"))
+    state_url: str | None = field(default=None, repr=False)  # a postgresql:// URL; when set, state_path is unused
     allow_insecure_http: bool = False
     timeout_s: float = 30.0
     base_url_from_user: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, state: str | Path | None = None,
+                 **overrides: object) -> Settings:
+        """`state`: a path or a postgresql:// URL (the --state flag), over LEADGENIUS_ETL_STATE."""
         env = os.environ if env is None else env
         base = env.get("LEADGENIUS_BASE_URL")
         settings = cls(
@@ -47,7 +51,7 @@ class Settings:
             user_id=env.get("LEADGENIUS_USER_ID") or None,
             hubspot_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
             hubspot_base_url=(env.get("HUBSPOT_BASE_URL") or DEFAULT_HUBSPOT_URL).rstrip("/"),
-            state_path=Path(env.get("LEADGENIUS_ETL_STATE") or ".leadgenius-etl/state.db"),
+            **state_location(str(state) if state else env.get("LEADGENIUS_ETL_STATE") or ".leadgenius-etl/state.db"),
             allow_insecure_http=env.get("LEADGENIUS_ALLOW_INSECURE_HTTP", "") in ("1", "true", "yes"),
             timeout_s=float(env.get("LEADGENIUS_TIMEOUT_S") or 30.0),
         )
@@ -58,7 +62,18 @@ class Settings:
         settings = replace(settings, **clean)  # type: ignore[arg-type]
         for secret in (settings.password, settings.api_key, settings.hubspot_token):
             register_secret(secret)
+        if settings.state_url:
+            register_secret(url_password(settings.state_url))
         return settings
+
+
+def state_location(value: str) -> dict[str, Any]:
+    """Settings fields for LEADGENIUS_ETL_STATE / --state: a postgresql:// URL, or the path of a SQLite file."""
+    if is_state_url(value):
+        url = check_state_url(value)
+        register_secret(url_password(url))
+        return {"state_url": url}
+    return {"state_path": Path(value).expanduser(), "state_url": None}
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:

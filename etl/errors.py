@@ -46,6 +46,13 @@ class TargetUnreachable(EtlError):
     exit_code = 3
 
 
+class StateUnavailable(EtlError):
+    """The state database (LEADGENIUS_ETL_STATE) refused the connection or went away; fix it or try again.
+    Everything committed before stays, and the next run resumes from it."""
+
+    exit_code = 3
+
+
 class JobLocked(EtlError):
     """Another run of the same job holds the lock; wait for it."""
 

@@ -109,3 +109,39 @@ def lg_sandbox(_lg_sandbox_server: RunningServer) -> Iterator[LGSandbox]:
         yield handle
     finally:
         handle.close()
+
+
+# --- a real PostgreSQL server (state backend tests) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One PostgreSQL server per session (per xdist worker); each test takes a fresh database."""
+    from tests.pg_server import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):  # CI must not quietly skip the shared-state tests
+            pytest.fail(f"CI cannot start PostgreSQL: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL (password included) of a fresh, empty database on the session's server."""
+    url: str = pg_server.create_database()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_location(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """LEADGENIUS_ETL_STATE for each backend: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -24,7 +24,7 @@ BaseUrlOpt = Annotated[
 AuthFileOpt = Annotated[
     Path | None, typer.Option("--auth-file", envvar="LEADGENIUS_AUTH_FILE", help="Auth file (0600).")
 ]
-StateOpt = Annotated[Path | None, typer.Option("--state", envvar="LEADGENIUS_ETL_STATE", help="State database.")]
+StateOpt = Annotated[str | None, typer.Option("--state", envvar="LEADGENIUS_ETL_STATE", help="State: a SQLite file or a postgresql:// URL.")]
 InsecureOpt = Annotated[
     bool, typer.Option("--allow-insecure-http", help="Allow plain http:// to a non-loopback host.")
 ]
@@ -41,13 +41,13 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar a
 
 
 def settings_from(
-    *, base_url: str | None = None, auth_file: Path | None = None, state: Path | None = None,
+    *, base_url: str | None = None, auth_file: Path | None = None, state: str | None = None,
     allow_insecure_http: bool = False, **extra: Any,
 ) -> Settings:
-    overrides: dict[str, Any] = {"base_url": base_url, "auth_file": auth_file, "state_path": state, **extra}
+    overrides: dict[str, Any] = {"base_url": base_url, "auth_file": auth_file, **extra}
     if allow_insecure_http:
         overrides["allow_insecure_http"] = True
-    return Settings.from_env(**overrides)
+    return Settings.from_env(state=state, **overrides)
 
 
 def check_mode(mode: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etl.state.base import LEDGER_COLUMNS, Ledger, Outcome
+from etl.state.location import mask_url
 
 if TYPE_CHECKING:
     from etl.config import Settings
@@ -19,6 +20,10 @@ __all__ = ["LEDGER_COLUMNS", "Ledger", "Outcome", "describe_state", "open_state"
 
 def open_state(settings: Settings) -> Ledger:
     """The state named by the settings (LEADGENIUS_ETL_STATE / --state), schema created or migrated."""
+    if settings.state_url:
+        from etl.state.postgres import PostgresState
+
+        return PostgresState(settings.state_url)
     from etl.state.sqlite import SqliteState
 
     return SqliteState(settings.state_path)
@@ -26,4 +31,4 @@ def open_state(settings: Settings) -> Ledger:
 
 def describe_state(settings: Settings) -> str:
     """Where the state lives, safe to print."""
-    return str(settings.state_path)
+    return mask_url(settings.state_url) if settings.state_url else str(settings.state_path)

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -172,11 +172,15 @@ class Ledger(ABC):
         """Every row of a table, columns in TABLES order (for `state migrate`)."""
 
     @abstractmethod
-    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> int:
-        """Insert rows dumped from another state (TABLES order); existing keys are replaced. Returns the count."""
+    def load(self, data: Mapping[str, Iterable[tuple[Any, ...]]]) -> dict[str, int]:
+        """Insert rows dumped from another state (TABLES order), all tables in one transaction; a key
+        already present is replaced. Returns the rows written per table."""
 
     @abstractmethod
-    def is_empty(self) -> bool: ...
+    def count(self, table: str) -> int: ...
+
+    def is_empty(self) -> bool:
+        return all(self.count(table) == 0 for table in TABLES)
 
     # --- what each backend writes in its own SQL ------------------------------------
 

@@ -11,7 +11,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -103,9 +103,6 @@ UPDATE_RUN = """
 SET_MARK = """
     INSERT INTO marks (job, name, value, updated_at) VALUES (?, ?, ?, ?)
     ON CONFLICT (job, name) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"""
-
-PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name")}
-
 
 class SqliteState(Ledger):
     """State in one SQLite file; one per working directory by default."""
@@ -219,19 +216,23 @@ class SqliteState(Ledger):
         cur = self.db.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}")  # names from TABLES only
         yield from cur
 
-    def load(self, table: str, rows: Iterable[tuple[Any, ...]]) -> int:
-        columns = TABLES[table]
-        sql = (f"INSERT OR REPLACE INTO {table} ({', '.join(columns)})"
-               f" VALUES ({', '.join('?' for _ in columns)})")
-        n = 0
+    def load(self, data: Mapping[str, Iterable[tuple[Any, ...]]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
         with self._tx() as db:
-            for chunk in chunks(rows, 1000):
-                db.executemany(sql, chunk)
-                n += len(chunk)
-        return n
+            for table, rows in data.items():
+                columns = TABLES[table]
+                sql = (f"INSERT OR REPLACE INTO {table} ({', '.join(columns)})"
+                       f" VALUES ({', '.join('?' for _ in columns)})")
+                counts[table] = 0
+                for chunk in chunks(rows, 2000):
+                    db.executemany(sql, chunk)
+                    counts[table] += len(chunk)
+        return counts
 
-    def is_empty(self) -> bool:
-        return not any(self.db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() for t in TABLES)
+    def count(self, table: str) -> int:
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r} in the state")
+        return int(self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from etl.config import Settings
-from etl.errors import JobLocked, UsageError
+from etl.errors import UsageError
 from etl.state import Outcome, open_state
 from etl.state.sqlite import SCHEMA_VERSION
 
@@ -73,33 +73,3 @@ def test_a_state_db_from_a_newer_release_is_refused_with_one_line(tmp_path: Path
     raw.close()
     with pytest.raises(UsageError, match="newer than this leadgenius-etl knows"):
         open_state(Settings(state_path=path))
-
-
-def test_outcomes_are_buffered_then_flushed_and_adopt_settles_pending_creates(tmp_path: Path) -> None:
-    settings = Settings(state_path=tmp_path / "state.db")
-    with open_state(settings) as state:
-        state.record_intents("t", "c", "r1", [("a", "pending_create", "ha", '{"email": "a"}'),
-                                              ("b", "pending_create", "hb", '{"email": "b"}'),
-                                              ("u", "pending_update", "hu", None)])
-        state.record_outcome("t", "c", Outcome("a", "created", "L-a", "ha"), ours=True)
-        with open_state(settings) as other:  # not flushed yet: another reader sees the intent
-            assert {r["key"]: r["status"] for r in other.rows("t", "c")}["a"] == "pending_create"
-        state.flush()
-        state.adopt("t", "c", [("b", "L-b", "hb"), ("u", "L-u", None)], "r2")
-        rows = {r["key"]: r for r in state.rows("t", "c")}
-    assert (rows["a"]["status"], rows["a"]["lead_id"], rows["a"]["ours"], rows["a"]["attempts"]) == (
-        "created", "L-a", 1, 1)
-    # a pending create found in the target was ours (its answer was lost); a pending update was not
-    assert (rows["b"]["status"], rows["b"]["ours"], rows["b"]["payload"]) == ("created", 1, '{"email": "b"}')
-    assert (rows["u"]["status"], rows["u"]["ours"], rows["u"]["content_hash"]) == ("updated", 0, "hu")
-
-
-def test_a_second_holder_of_a_job_lock_is_refused_at_once(tmp_path: Path) -> None:
-    settings = Settings(state_path=tmp_path / "state.db")
-    with open_state(settings) as a, open_state(settings) as b, a.job_lock("nightly"):
-        with pytest.raises(JobLocked, match="already running"), b.job_lock("nightly"):
-            pass
-        with b.job_lock("other-job"):
-            pass
-    with open_state(settings) as c, c.job_lock("nightly"):
-        pass

@@ -1,0 +1,350 @@
+"""The shared state backend: PostgreSQL through psycopg 3, all of its SQL in this module.
+
+Tables live in their own schema (`leadgenius_etl`), so a database shared with an orchestrator's
+own tables (Dagster's has a `runs` table too) cannot clash. Job locks are session advisory locks,
+held on a connection of their own for the whole run: they hold across machines, and a worker that
+dies releases its lock with its connection.
+
+Needs a session-level connection (direct, or a pooler in session mode): advisory locks do not
+survive transaction pooling.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from etl.errors import JobLocked, StateUnavailable, UsageError
+from etl.log import redact_text
+from etl.state.base import TABLES, Ledger, chunks
+from etl.state.location import mask_url
+
+SCHEMA = "leadgenius_etl"
+
+# Each migration brings the schema from version N-1 to N, in one transaction, under an advisory lock
+# (two machines opening a new database at once must not both create it).
+MIGRATIONS: list[list[str]] = [
+    [
+        f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.leads (
+            target TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status TEXT NOT NULL,           -- pending_create | pending_update | created | updated | exists | failed
+            lead_id TEXT,
+            content_hash TEXT,
+            payload TEXT,                   -- what was (or will be) POSTed, for repair
+            ours INTEGER NOT NULL DEFAULT 0,-- 1 when a run of ours created the lead
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            intent_at DOUBLE PRECISION,
+            done_at DOUBLE PRECISION,
+            run_id TEXT,
+            PRIMARY KEY (target, client_id, key)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.runs (
+            run_id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            source TEXT,
+            target TEXT,
+            client_id TEXT,
+            mode TEXT,
+            dry_run INTEGER NOT NULL DEFAULT 0,
+            job TEXT,
+            started_at DOUBLE PRECISION NOT NULL,
+            ended_at DOUBLE PRECISION,
+            exit_code INTEGER,
+            counts TEXT
+        )""",
+        f"CREATE INDEX IF NOT EXISTS runs_started_at ON {SCHEMA}.runs (started_at)",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.marks (
+            job TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job, name)
+        )""",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# Advisory lock keys: (LOCK_CLASS, hashtext(name)). The two-int form keeps ours apart from other
+# applications' single bigint keys; LOCK_CLASS is "LGET" in ASCII.
+LOCK_CLASS = 0x4C474554
+MIGRATION_LOCK = "__schema_migration__"
+
+INSERT_INTENTS = f"""
+    INSERT INTO {SCHEMA}.leads AS l (target, client_id, key, status, content_hash, payload, intent_at, run_id)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (target, client_id, key) DO UPDATE SET
+      status = excluded.status,
+      payload = COALESCE(excluded.payload, l.payload),
+      intent_at = COALESCE(l.intent_at, excluded.intent_at),
+      run_id = excluded.run_id"""
+
+# One statement per flush: the batch travels as arrays (one round trip, one plan), not one UPDATE each.
+UPDATE_OUTCOMES = f"""
+    UPDATE {SCHEMA}.leads AS l SET
+      status = o.status, lead_id = COALESCE(o.lead_id, l.lead_id),
+      content_hash = COALESCE(o.content_hash, l.content_hash),
+      ours = GREATEST(l.ours, o.ours), error = o.error, done_at = o.done_at, attempts = l.attempts + 1
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::float8[],
+                %s::text[], %s::text[], %s::text[])
+         AS o(status, lead_id, content_hash, ours, error, done_at, target, client_id, key)
+    WHERE l.target = o.target AND l.client_id = o.client_id AND l.key = o.key"""
+
+ADOPT = f"""
+    INSERT INTO {SCHEMA}.leads AS l (target, client_id, key, status, lead_id, content_hash, done_at, run_id)
+    VALUES (%s, %s, %s, 'exists', %s, %s, %s, %s)
+    ON CONFLICT (target, client_id, key) DO UPDATE SET
+      lead_id = excluded.lead_id,
+      content_hash = COALESCE(excluded.content_hash, l.content_hash),
+      status = CASE WHEN l.status IN ('pending_create', 'pending_update', 'failed')
+                    THEN CASE WHEN l.ours = 1 OR l.status = 'pending_create'
+                              THEN 'created' ELSE 'updated' END
+                    ELSE l.status END,
+      ours = CASE WHEN l.status = 'pending_create' THEN 1 ELSE l.ours END,
+      done_at = excluded.done_at"""
+
+INSERT_RUN = f"""
+    INSERT INTO {SCHEMA}.runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+
+UPDATE_RUN = f"""
+    UPDATE {SCHEMA}.runs SET ended_at=%s, exit_code=%s, counts=%s, target=COALESCE(%s, target),
+      client_id=COALESCE(%s, client_id)
+    WHERE run_id=%s"""
+
+SET_MARK = f"""
+    INSERT INTO {SCHEMA}.marks (job, name, value, updated_at) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (job, name) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"""
+
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+LOCK_HOLDER = """
+    SELECT a.application_name, host(a.client_addr), a.backend_start
+    FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+      AND l.classid = %s::bigint::oid AND l.objid = hashtext(%s)::oid
+    LIMIT 1"""
+
+PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name")}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _translated(func: F) -> F:
+    """A lost or refused connection mid-run ends the run with exit 3 and one line, not a traceback.
+    Whatever was committed stays; the next run resumes from it."""
+
+    @functools.wraps(func)
+    def wrapper(self: PostgresState, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(self, *args, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return redact_text(" ".join(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def application_name() -> str:
+    """Shown to other workers as the holder of a lock: which machine and process."""
+    return f"leadgenius-etl {socket.gethostname()} pid {os.getpid()}"[:63]
+
+
+def connect(url: str, *, display: str) -> psycopg.Connection[Any]:
+    """Connect with libpq, honouring every parameter of the URL (sslmode, sslrootcert, options, ...)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise UsageError(f"the state URL {display} is not valid: {_first_line(exc)}") from None
+    # Defaults a user's URL may override: fail in 10 s rather than hang on a dead host, and notice
+    # a dead server (half-open TCP) within about a minute.
+    defaults = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
+                "keepalives_count": "3"}
+    extra = {k: v for k, v in defaults.items() if k not in params}
+    try:
+        return psycopg.connect(make_conninfo(url, **extra), autocommit=True, application_name=application_name())
+    except psycopg.OperationalError as exc:
+        raise StateUnavailable(f"cannot connect to the state database {display}: {_first_line(exc)}") from None
+
+
+class PostgresState(Ledger):
+    """State in a PostgreSQL database, shared by every machine that names it."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+        self.display = mask_url(url)
+        self.conn = connect(url, display=self.display)
+        try:
+            self._migrate()
+        except BaseException:
+            self.conn.close()
+            raise
+
+    @_translated
+    def _migrate(self) -> None:
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, MIGRATION_LOCK))
+            try:
+                self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise UsageError(
+                    f"the state database {self.display} refused to create the schema {SCHEMA}: {_first_line(exc)} "
+                    f"(grant CREATE on the database, or create the schema {SCHEMA} for this user)"
+                ) from None
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version (version INTEGER NOT NULL)")
+            row = self.conn.execute(f"SELECT MAX(version) FROM {SCHEMA}.schema_version").fetchone()
+            current = int(row[0] or 0) if row else 0
+            if current > SCHEMA_VERSION:
+                raise UsageError(
+                    f"the state database {self.display} has schema version {current}, newer than this "
+                    f"leadgenius-etl knows ({SCHEMA_VERSION}); upgrade leadgenius-etl"
+                )
+            for statements in MIGRATIONS[current:]:
+                for statement in statements:
+                    self.conn.execute(statement)
+            if current < SCHEMA_VERSION:
+                self.conn.execute(f"DELETE FROM {SCHEMA}.schema_version")
+                self.conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    @_translated
+    def schema_version(self) -> int:
+        row = self.conn.execute(f"SELECT MAX(version) FROM {SCHEMA}.schema_version").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _close(self) -> None:
+        self.conn.close()
+
+    def _dicts(self, cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+        names = [d.name for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    # --- leads -----------------------------------------------------------------
+
+    @_translated
+    def _index_rows(self, target: str, client_id: str) -> list[tuple[Any, ...]]:
+        return self.conn.execute(
+            f"SELECT key, status, lead_id, content_hash FROM {SCHEMA}.leads WHERE target=%s AND client_id=%s",
+            (target, client_id),
+        ).fetchall()
+
+    @_translated
+    def _lead_rows(self, target: str, client_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.conn.execute(
+            f"SELECT * FROM {SCHEMA}.leads WHERE target=%s AND client_id=%s", (target, client_id)))
+
+    @_translated
+    def _write_intents(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(INSERT_INTENTS, rows)  # pipelined: one round trip per batch, not per row
+
+    @_translated
+    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None:
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        self.conn.execute(UPDATE_OUTCOMES, columns)
+
+    @_translated
+    def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(ADOPT, rows)
+
+    # --- runs ------------------------------------------------------------------
+
+    @_translated
+    def _insert_run(self, row: tuple[Any, ...]) -> None:
+        self.conn.execute(INSERT_RUN, row)
+
+    @_translated
+    def _update_run(self, row: tuple[Any, ...]) -> None:
+        self.conn.execute(UPDATE_RUN, row)
+
+    @_translated
+    def _run_rows(self, limit: int) -> list[dict[str, Any]]:
+        return self._dicts(self.conn.execute(f"SELECT * FROM {SCHEMA}.runs ORDER BY started_at DESC LIMIT %s",
+                                             (limit,)))
+
+    # --- high-water marks --------------------------------------------------------
+
+    @_translated
+    def get_mark(self, job: str, name: str) -> str | None:
+        row = self.conn.execute(f"SELECT value FROM {SCHEMA}.marks WHERE job=%s AND name=%s", (job, name)).fetchone()
+        return str(row[0]) if row else None
+
+    @_translated
+    def set_mark(self, job: str, name: str, value: str) -> None:
+        self.conn.execute(SET_MARK, (job, name, value, time.time()))
+
+    # --- locks -------------------------------------------------------------------
+
+    @contextmanager
+    def job_lock(self, job: str) -> Iterator[None]:
+        """A session advisory lock on a connection of its own, held until the run ends (or the process dies)."""
+        conn = connect(self.url, display=self.display)
+        try:
+            try:
+                # The lock lives as long as this session: keep an idle-session timeout from ending it, and
+                # have the server probe a silent client so a vanished machine's lock is freed in ~1 min.
+                conn.execute("SELECT set_config('idle_session_timeout', '0', false)")
+                for name, value in (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"),
+                                    ("tcp_keepalives_count", "3")):
+                    conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+                row = conn.execute(TRY_LOCK, (LOCK_CLASS, job)).fetchone()
+                if not (row and row[0]):
+                    holder = conn.execute(LOCK_HOLDER, (LOCK_CLASS, job)).fetchone()
+                    who = (holder[0] or "another process") if holder else "another process"
+                    where = f" from {holder[1]}" if holder and holder[1] else ""
+                    raise JobLocked(f"job {job!r} is already running ({who}{where}, state {self.display}); "
+                                    "not starting a second run")
+            except psycopg.OperationalError as exc:
+                raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
+            yield
+        finally:
+            conn.close()
+
+    # --- copying -----------------------------------------------------------------
+
+    def dump(self, table: str) -> Iterator[tuple[Any, ...]]:
+        columns = ", ".join(TABLES[table])
+        try:
+            with self.conn.transaction(), self.conn.cursor(name=f"dump_{table}") as cur:
+                cur.itersize = 2000
+                cur.execute(f"SELECT {columns} FROM {SCHEMA}.{table}")
+                yield from cur
+        except psycopg.OperationalError as exc:
+            raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
+
+    @_translated
+    def load(self, data: Mapping[str, Iterable[tuple[Any, ...]]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            for table, rows in data.items():
+                columns = TABLES[table]
+                keys = PRIMARY_KEYS[table]
+                updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
+                sql = (f"INSERT INTO {SCHEMA}.{table} ({', '.join(columns)})"
+                       f" VALUES ({', '.join('%s' for _ in columns)})"
+                       f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}")
+                counts[table] = 0
+                for chunk in chunks(rows, 2000):
+                    cur.executemany(sql, chunk)
+                    counts[table] += len(chunk)
+        return counts
+
+    @_translated
+    def count(self, table: str) -> int:
+        row = self.conn.execute(f"SELECT count(*) FROM {SCHEMA}.{table}").fetchone()
+        return int(row[0]) if row else 0

@@ -1,0 +1,115 @@
+"""Both state backends behave alike: the same calls, the same rows (SQLite file and real PostgreSQL)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from etl.config import Settings
+from etl.errors import JobLocked
+from etl.state import Outcome, open_state
+
+
+def settings_at(location: str) -> Settings:
+    return Settings.from_env({}, state=location)
+
+
+def test_outcomes_are_buffered_then_flushed_and_adopt_settles_pending_creates(state_location: str) -> None:
+    settings = settings_at(state_location)
+    with open_state(settings) as state:
+        state.record_intents("t", "c", "r1", [("a", "pending_create", "ha", '{"email": "a"}'),
+                                              ("b", "pending_create", "hb", '{"email": "b"}'),
+                                              ("u", "pending_update", "hu", None)])
+        state.record_outcome("t", "c", Outcome("a", "created", "L-a", "ha"), ours=True)
+        with open_state(settings) as other:  # not flushed yet: another reader sees the intent
+            assert {r["key"]: r["status"] for r in other.rows("t", "c")}["a"] == "pending_create"
+        state.flush()
+        state.adopt("t", "c", [("b", "L-b", "hb"), ("u", "L-u", None)], "r2")
+        rows = {r["key"]: r for r in state.rows("t", "c")}
+        index = state.index("t", "c").sort("_key")
+    assert (rows["a"]["status"], rows["a"]["lead_id"], rows["a"]["ours"], rows["a"]["attempts"]) == (
+        "created", "L-a", 1, 1)
+    # a pending create found in the target was ours (its answer was lost); a pending update was not
+    assert (rows["b"]["status"], rows["b"]["ours"], rows["b"]["payload"]) == ("created", 1, '{"email": "b"}')
+    assert (rows["u"]["status"], rows["u"]["ours"], rows["u"]["content_hash"]) == ("updated", 0, "hu")
+    assert index.rows() == [("a", "created", "L-a", "ha"), ("b", "created", "L-b", "hb"), ("u", "updated", "L-u", "hu")]
+
+
+def test_a_failed_outcome_keeps_the_lead_id_and_counts_attempts(state_location: str) -> None:
+    with open_state(settings_at(state_location)) as state:
+        state.record_intents("t", "c", "r1", [("a", "pending_update", "h2", None)])
+        state.adopt("t", "c", [("a", "L-a", "h1")], "r1")
+        state.record_outcome("t", "c", Outcome("a", "failed", error="refused"))
+        state.record_intents("t", "c", "r2", [("a", "pending_update", "h2", None)])
+        state.record_outcome("t", "c", Outcome("a", "updated", "L-a", "h2"))
+        state.flush()
+        (row,) = state.rows("t", "c", ["a"])
+    assert (row["status"], row["lead_id"], row["content_hash"], row["attempts"], row["run_id"]) == (
+        "updated", "L-a", "h2", 2, "r2")
+
+
+def test_runs_and_marks_round_trip(state_location: str) -> None:
+    with open_state(settings_at(state_location)) as state:
+        first = state.start_run(command="import", source="csv", target=None, client_id=None, mode="insert",
+                                dry_run=True, job="nightly")
+        second = state.start_run(command="sync", source="hubspot", target="t", client_id="c", mode="upsert",
+                                 dry_run=False)
+        state.finish_run(first, exit_code=1, counts={"created": 3, "failed": 1}, client_id="acme")
+        assert state.get_mark("nightly", "m") is None
+        state.set_mark("nightly", "m", "2026-11-01T00:00:00Z")
+        state.set_mark("nightly", "m", "2026-11-02T00:00:00Z")
+    with open_state(settings_at(state_location)) as state:
+        runs = {r["run_id"]: r for r in state.runs()}
+        assert state.get_mark("nightly", "m") == "2026-11-02T00:00:00Z"
+        assert [r["run_id"] for r in state.runs(limit=1)] == [second]  # newest first
+    assert (runs[first]["exit_code"], runs[first]["counts"], runs[first]["client_id"], runs[first]["dry_run"]) == (
+        1, {"created": 3, "failed": 1}, "acme", 1)
+    assert runs[second]["ended_at"] is None and runs[second]["counts"] is None
+
+
+def test_a_second_holder_of_a_job_lock_is_refused_at_once(state_location: str) -> None:
+    settings = settings_at(state_location)
+    with open_state(settings) as a, open_state(settings) as b, a.job_lock("nightly"):
+        with pytest.raises(JobLocked, match="already running"), b.job_lock("nightly"):
+            pass
+        with b.job_lock("other-job"):
+            pass
+    with open_state(settings) as c, c.job_lock("nightly"):
+        pass
+
+
+def test_a_killed_holder_releases_its_lock(state_location: str, tmp_path: Path) -> None:
+    """kill -9 of the process holding a job lock frees it (fcntl: the file; PostgreSQL: the session)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from etl.config import Settings; from etl.state import open_state\n"
+         "s = open_state(Settings.from_env({}, state=sys.argv[1]))\n"
+         "with s.job_lock('nightly'):\n    print('locked', flush=True); time.sleep(120)\n",
+         state_location],
+        stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with open_state(settings_at(state_location)) as state:
+            with pytest.raises(JobLocked) as refused, state.job_lock("nightly"):
+                pass
+            assert f"pid {holder.pid}" in str(refused.value)
+            holder.kill()
+            holder.wait(10)
+            # The server ends the dead client's session as soon as it reads the closed socket.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with state.job_lock("nightly"):
+                        break
+                except JobLocked:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+    finally:
+        holder.kill()
+        holder.wait(10)
