@@ -139,7 +139,7 @@ def pg_url(pg_server: Any) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def state_location(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def state_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     """LEADGENIUS_ETL_STATE for each backend: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "state.db")

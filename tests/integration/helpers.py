@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from etl.config import Settings
+from etl.config import Settings, state_location
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.report import RunReport
@@ -44,14 +44,15 @@ def people(n: int, *, start: int = 0, title: str = "VP Sales") -> list[dict[str,
     ]
 
 
-def settings_for(base_url: str, tmp_path: Path, **kw: Any) -> Settings:
+def settings_for(base_url: str, tmp_path: Path, *, state: str | None = None, **kw: Any) -> Settings:
+    """`state`: LEADGENIUS_ETL_STATE (a SQLite path or a postgresql:// URL); default tmp_path/state.db."""
     return Settings(
         base_url=base_url,
         auth_file=tmp_path / "auth.json",
         email="demo@leadgenius.local",
         password="demo-password",
-        state_path=tmp_path / "state.db",
         timeout_s=kw.pop("timeout_s", 10.0),
+        **state_location(state or str(tmp_path / "state.db")),
         **kw,
     )
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from etl.state import open_state
 from tests.cli_helpers import assert_no_secret, cli_env
-from tests.integration.helpers import email_counts, people, stored, write_csv
+from tests.integration.helpers import email_counts, people, settings_for, stored, write_csv
 
 PASSWORD = "demo-password"
 
@@ -86,16 +87,25 @@ def test_successful_run_reports_and_leaks_no_secret(lg_sandbox, tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path: Path) -> None:
+def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path: Path, state_db: str) -> None:
+    """Each attempt runs as another "machine" (its own working directory and auth file) sharing only the
+    state: with PostgreSQL, a run killed on machine A is finished exactly on machine B."""
     lg_sandbox.configure(latency_ms=15)
     rows = people(400)
     src = write_csv(tmp_path / "in.csv", rows)
-    env = env_for(lg_sandbox.base_url, tmp_path)
+    shared = state_db.startswith("postgresql://")
     rng = random.Random(20261122)
     killed_midway = 0
+
+    def machine(n: int) -> tuple[Path, dict[str, str]]:
+        home = tmp_path / f"machine-{n}" if shared else tmp_path
+        home.mkdir(exist_ok=True)
+        return home, env_for(lg_sandbox.base_url, home, LEADGENIUS_ETL_STATE=state_db)
+
     for attempt in range(3):
+        cwd, env = machine(attempt)
         proc = subprocess.Popen([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme Corp",
-                                 "--concurrency", "4", "-q"], env=env, stdout=subprocess.DEVNULL,
+                                 "--concurrency", "4", "-q"], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         goal = rng.randint(20, 360 - attempt * 40)
         deadline = time.monotonic() + 60
@@ -107,12 +117,19 @@ def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path:
         proc.send_signal(signal.SIGKILL)
         killed_midway += proc.wait() == -signal.SIGKILL and before < 400
     assert killed_midway >= 2
-    final = cli("import", "csv", str(src), "--client", "Acme Corp", "--report", str(tmp_path / "r.json"), env=env)
+    cwd, env = machine(3)
+    final = subprocess.run([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme Corp",
+                            "--report", str(tmp_path / "r.json")], env=env, cwd=cwd, capture_output=True, text=True,
+                           timeout=120)
     assert final.returncode == 0, final.stderr
     counts = email_counts(stored(lg_sandbox, "acme-corp"))
     assert len(counts) == 400 and set(counts.values()) == {1}
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counts"]["confirmed"] == 400 and report["counts"]["missing"] == 0
+    if shared:  # the shared history holds the killed runs (never finished) and the final one
+        with open_state(settings_for(lg_sandbox.base_url, tmp_path, state=state_db)) as state:
+            newest, *earlier = state.runs()
+        assert newest["exit_code"] == 0 and earlier and all(r["exit_code"] is None for r in earlier)
 
 
 def test_unwritable_outputs_fail_before_any_request(lg_sandbox, tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ import pytest
 from etl.jobs import JobSpec, hubspot_job_name, import_hubspot
 from etl.pipeline import ImportOptions
 from etl.report import RunReport
-from etl.state import open_state
 from tests.hubspot.conftest import _hs_server, hs_sandbox  # noqa: F401 - fixtures
 from tests.integration.helpers import assert_no_quirk_500, email_counts, settings_for, stored
 from tests.integration.test_cli import env_for
@@ -147,19 +146,36 @@ def test_sync_over_ten_thousand_changes_is_exact(lg_sandbox, hs_sandbox, tmp_pat
     assert set(email_counts(stored(lg_sandbox, "hubspot-leads")).values()) == {1}
 
 
-def test_overlapping_sync_is_refused_by_the_lock(lg_sandbox, hs_sandbox, tmp_path: Path) -> None:
+def test_overlapping_sync_is_refused_by_the_lock(lg_sandbox, hs_sandbox, tmp_path: Path, state_db: str) -> None:
+    """Two processes in different working directories ("machines" when the state is shared): the second
+    exits 4 at once and touches nothing; once the first dies (kill -9), its lock is free again."""
     job = tmp_path / "job.toml"
     job.write_text('[job]\nname = "nightly"\nsource = "hubspot"\nclient = "HubSpot Leads"\nmode = "upsert"\n')
     assert JobSpec.load(job).name == "nightly"
-    env = env_for(lg_sandbox.base_url, tmp_path, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
-                  HUBSPOT_BASE_URL=hs_sandbox.base_url)
-    with open_state(settings_for(lg_sandbox.base_url, tmp_path)) as state, state.job_lock("nightly"):
-        proc = subprocess.run([sys.executable, "-m", "etl", "sync", str(job)], env=env, capture_output=True,
-                              text=True, timeout=60)
-    assert proc.returncode == 4 and "already running" in proc.stderr and "Traceback" not in proc.stderr
-    assert lg_sandbox.stats()["total"] == 0  # touched nothing
-    ok = subprocess.run([sys.executable, "-m", "etl", "sync", str(job), "-q"], env=env, capture_output=True,
-                        text=True, timeout=120)
+    machine_a, machine_b = tmp_path / "a", tmp_path / "b"
+    machine_a.mkdir()
+    machine_b.mkdir()
+    env = env_for(lg_sandbox.base_url, machine_b, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
+                  HUBSPOT_BASE_URL=hs_sandbox.base_url, LEADGENIUS_ETL_STATE=state_db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from etl.config import Settings; from etl.state import open_state\n"
+         "with open_state(Settings.from_env()) as s, s.job_lock('nightly'):\n"
+         "    print('locked', flush=True); time.sleep(120)\n"],
+        env=env, cwd=machine_a, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        proc = subprocess.run([sys.executable, "-m", "etl", "sync", str(job)], env=env, cwd=machine_b,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 4 and "already running" in proc.stderr and "Traceback" not in proc.stderr
+        assert f"pid {holder.pid}" in proc.stderr
+        assert lg_sandbox.stats()["total"] == 0 and hs_sandbox.stats()["total"] == 0  # touched nothing
+    finally:
+        holder.kill()
+        holder.wait(10)
+    ok = subprocess.run([sys.executable, "-m", "etl", "sync", str(job), "-q"], env=env, cwd=machine_b,
+                        capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
 
 

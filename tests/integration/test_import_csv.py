@@ -126,13 +126,13 @@ def test_dry_run_without_a_reachable_target_says_why(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_exact_final_state_under_faults_and_expiring_tokens(lg_sandbox, tmp_path: Path) -> None:
+def test_exact_final_state_under_faults_and_expiring_tokens(lg_sandbox, tmp_path: Path, state_db: str) -> None:
     lg_sandbox.configure(token_ttl_s=2)
     for kind, p in (("429", 0.05), ("500", 0.03), ("503", 0.05), ("drop", 0.03)):
         lg_sandbox.fault(kind, probability=p, seed=7, route="POST /api/leads")
     lg_sandbox.fault("slow", probability=0.02, seed=3, route="POST /api/leads", slow_ms=1500)
     lg_sandbox.fault("503", probability=0.05, seed=5, route="GET /api/leads")
-    settings = settings_for(lg_sandbox.base_url, tmp_path, timeout_s=1.0)
+    settings = settings_for(lg_sandbox.base_url, tmp_path, timeout_s=1.0, state=state_db)
     report = run_csv(settings, write_csv(tmp_path / "in.csv", people(300)), concurrency=8)
     counts = email_counts(stored(lg_sandbox, "acme-corp"))
     assert len(counts) == 300 and set(counts.values()) == {1}

@@ -18,8 +18,8 @@ def settings_at(location: str) -> Settings:
     return Settings.from_env({}, state=location)
 
 
-def test_outcomes_are_buffered_then_flushed_and_adopt_settles_pending_creates(state_location: str) -> None:
-    settings = settings_at(state_location)
+def test_outcomes_are_buffered_then_flushed_and_adopt_settles_pending_creates(state_db: str) -> None:
+    settings = settings_at(state_db)
     with open_state(settings) as state:
         state.record_intents("t", "c", "r1", [("a", "pending_create", "ha", '{"email": "a"}'),
                                               ("b", "pending_create", "hb", '{"email": "b"}'),
@@ -39,8 +39,8 @@ def test_outcomes_are_buffered_then_flushed_and_adopt_settles_pending_creates(st
     assert index.rows() == [("a", "created", "L-a", "ha"), ("b", "created", "L-b", "hb"), ("u", "updated", "L-u", "hu")]
 
 
-def test_a_failed_outcome_keeps_the_lead_id_and_counts_attempts(state_location: str) -> None:
-    with open_state(settings_at(state_location)) as state:
+def test_a_failed_outcome_keeps_the_lead_id_and_counts_attempts(state_db: str) -> None:
+    with open_state(settings_at(state_db)) as state:
         state.record_intents("t", "c", "r1", [("a", "pending_update", "h2", None)])
         state.adopt("t", "c", [("a", "L-a", "h1")], "r1")
         state.record_outcome("t", "c", Outcome("a", "failed", error="refused"))
@@ -52,8 +52,8 @@ def test_a_failed_outcome_keeps_the_lead_id_and_counts_attempts(state_location: 
         "updated", "L-a", "h2", 2, "r2")
 
 
-def test_runs_and_marks_round_trip(state_location: str) -> None:
-    with open_state(settings_at(state_location)) as state:
+def test_runs_and_marks_round_trip(state_db: str) -> None:
+    with open_state(settings_at(state_db)) as state:
         first = state.start_run(command="import", source="csv", target=None, client_id=None, mode="insert",
                                 dry_run=True, job="nightly")
         second = state.start_run(command="sync", source="hubspot", target="t", client_id="c", mode="upsert",
@@ -62,7 +62,7 @@ def test_runs_and_marks_round_trip(state_location: str) -> None:
         assert state.get_mark("nightly", "m") is None
         state.set_mark("nightly", "m", "2026-11-01T00:00:00Z")
         state.set_mark("nightly", "m", "2026-11-02T00:00:00Z")
-    with open_state(settings_at(state_location)) as state:
+    with open_state(settings_at(state_db)) as state:
         runs = {r["run_id"]: r for r in state.runs()}
         assert state.get_mark("nightly", "m") == "2026-11-02T00:00:00Z"
         assert [r["run_id"] for r in state.runs(limit=1)] == [second]  # newest first
@@ -71,8 +71,8 @@ def test_runs_and_marks_round_trip(state_location: str) -> None:
     assert runs[second]["ended_at"] is None and runs[second]["counts"] is None
 
 
-def test_a_second_holder_of_a_job_lock_is_refused_at_once(state_location: str) -> None:
-    settings = settings_at(state_location)
+def test_a_second_holder_of_a_job_lock_is_refused_at_once(state_db: str) -> None:
+    settings = settings_at(state_db)
     with open_state(settings) as a, open_state(settings) as b, a.job_lock("nightly"):
         with pytest.raises(JobLocked, match="already running"), b.job_lock("nightly"):
             pass
@@ -82,19 +82,19 @@ def test_a_second_holder_of_a_job_lock_is_refused_at_once(state_location: str) -
         pass
 
 
-def test_a_killed_holder_releases_its_lock(state_location: str, tmp_path: Path) -> None:
+def test_a_killed_holder_releases_its_lock(state_db: str, tmp_path: Path) -> None:
     """kill -9 of the process holding a job lock frees it (fcntl: the file; PostgreSQL: the session)."""
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time; from etl.config import Settings; from etl.state import open_state\n"
          "s = open_state(Settings.from_env({}, state=sys.argv[1]))\n"
          "with s.job_lock('nightly'):\n    print('locked', flush=True); time.sleep(120)\n",
-         state_location],
+         state_db],
         stdout=subprocess.PIPE, text=True, cwd=tmp_path,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        with open_state(settings_at(state_location)) as state:
+        with open_state(settings_at(state_db)) as state:
             with pytest.raises(JobLocked) as refused, state.job_lock("nightly"):
                 pass
             assert f"pid {holder.pid}" in str(refused.value)

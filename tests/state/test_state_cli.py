@@ -1,0 +1,87 @@
+"""The state from the command line: a PostgreSQL URL, its password kept out of every output, moving state."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.pg_server import PASSWORD
+from tests.state.test_sqlite_state import old_db
+
+
+def cli(*args: str, state: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS", "HUBSPOT"))}
+    if state:
+        env["LEADGENIUS_ETL_STATE"] = state
+    return subprocess.run([sys.executable, "-m", "etl", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("leadgenius-etl: error: "), proc.stderr
+    assert PASSWORD not in proc.stderr + proc.stdout
+    return lines[0]
+
+
+def test_sslmode_in_the_url_is_honoured(pg_url: str) -> None:
+    # The test server speaks no SSL: `require` must fail (not silently fall back), `disable` must work.
+    line = one_line_error(cli("state", "info", state=pg_url + "?sslmode=require"), 3)
+    assert "SSL" in line and "postgresql://etl:***@127.0.0.1" in line
+    assert cli("state", "info", state=pg_url + "?sslmode=disable").returncode == 0
+
+
+def test_connection_failures_say_why_in_one_line_without_the_password(pg_server, pg_url: str) -> None:
+    wrong = pg_url.replace(PASSWORD, "Wrong-password-42")
+    line = one_line_error(cli("runs", state=wrong), 3)
+    assert "password authentication failed" in line and "Wrong-password-42" not in line
+    refused = f"postgresql://etl:{PASSWORD}@127.0.0.1:1/nope"
+    assert "cannot connect to the state database postgresql://etl:***@127.0.0.1:1/nope" in one_line_error(
+        cli("runs", state=refused), 3)
+    assert "not a postgresql:// URL" in one_line_error(cli("runs", state=f"mysql://etl:{PASSWORD}@db/x"), 2)
+    # the password in the query string is masked too
+    query = f"postgresql://127.0.0.1:1/nope?user=etl&password={PASSWORD}"
+    assert "password=***" in one_line_error(cli("runs", state=query), 3)
+
+
+def test_runs_shows_the_url_masked(pg_url: str) -> None:
+    ok = cli("runs", state=pg_url)
+    assert ok.returncode == 0, ok.stderr
+    assert "etl:***@127.0.0.1" in ok.stdout and PASSWORD not in ok.stdout + ok.stderr
+
+
+def test_migrate_sqlite_to_postgresql_and_back_keeps_every_row(pg_url: str, tmp_path: Path) -> None:
+    laptop = old_db(tmp_path)  # a real state.db from before versioning, as a laptop user would have
+    moved = cli("state", "migrate", "--to", pg_url, state=str(laptop))
+    assert moved.returncode == 0, moved.stderr
+    assert "copied 12 leads, 1 runs, 1 marks" in moved.stdout and PASSWORD not in moved.stdout
+    info = cli("state", "info", state=pg_url)
+    assert "schema version 1, 12 leads, 1 runs, 1 marks" in info.stdout, info.stderr
+    # a second copy into the same, now non-empty, destination is refused unless --merge
+    assert "--merge" in one_line_error(cli("state", "migrate", "--to", pg_url, state=str(laptop)), 2)
+    assert cli("state", "migrate", "--to", pg_url, "--merge", state=str(laptop)).returncode == 0
+    back = tmp_path / "back" / "state.db"
+    returned = cli("state", "migrate", "--to", str(back), state=pg_url)
+    assert returned.returncode == 0, returned.stderr
+
+    def rows(path: Path, table: str) -> list[tuple[object, ...]]:
+        db = sqlite3.connect(path)
+        try:
+            return sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+        finally:
+            db.close()
+
+    for table in ("leads", "runs", "marks"):
+        assert rows(back, table) == rows(laptop, table), table
+    runs = cli("runs", "--json", state=str(back))
+    assert json.loads(runs.stdout.splitlines()[0])["counts"]["confirmed"] == 12
+
+
+def test_migrate_refuses_to_copy_a_state_onto_itself(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.db")
+    assert "names the state being copied" in one_line_error(cli("state", "migrate", "--to", db, state=db), 2)
