@@ -159,6 +159,7 @@ async def import_hubspot(
 
 def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progress | None = None) -> RunReport:
     """Run a job once, holding its lock (a second overlapping run raises JobLocked at once)."""
+    from etl.formats import builtin_formats, decide
     from etl.mapping import Mapping
     from etl.sources import CsvFileSource
 
@@ -175,5 +176,7 @@ def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progre
                                                     mapping=mapping, progress=progress))
         assert spec.path is not None
         source = CsvFileSource(spec.path)
-        mapping = Mapping.load(spec.mapping) if spec.mapping else Mapping.builtin("csv")
+        # As `import csv`: the export format is recognised from the headers unless the job names a mapping.
+        mapping = decide(source.columns, source.sample(), builtin_formats(),
+                         given=Mapping.load(spec.mapping) if spec.mapping else None, source=spec.path.name)
         return anyio.run(lambda: run_import(settings, source, mapping, options, progress=progress))

@@ -261,7 +261,7 @@ class Mapping:
             "name": self.name,
             "label": p.label if p else self.description or self.name,
             "detected": bool(p and p.how == "detected"),
-            "how": p.how if p else "given",
+            "how": p.how if p else "builtin",
             "score": p.score if p else None,
             "fields": fields,
             "samples": {

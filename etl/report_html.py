@@ -181,7 +181,8 @@ def _mapping_section(mapping: dict[str, Any]) -> str:
     if not mapping:
         return ""
     how = mapping.get("how")
-    state = {"detected": "detected", "guessed": "guessed — check it", "given": "from --mapping"}.get(str(how), "")
+    state = {"detected": "detected", "guessed": "guessed — check it", "given": "from --mapping",
+             "builtin": "built-in"}.get(str(how), "")
     out = [f"<h2>Mapping: {_e(mapping.get('label') or mapping.get('name', ''))}"
            + (f" <small>({_e(state)})</small>" if state else "") + "</h2>"]
     if mapping.get("description"):

@@ -80,7 +80,7 @@ def show_mapping(mapping: Any) -> None:
 
     console = Console(file=sys.stdout)
     info = mapping.report_dict()
-    how = {"detected": "detected", "guessed": "GUESSED, check it", "given": "from --mapping"}[info["how"]]
+    how = {"detected": "detected", "guessed": "GUESSED, check it", "given": "from --mapping"}.get(info["how"], "built-in")
     console.print(f"[bold]Format:[/bold] {info['label']} ({how})", highlight=False)
     console.print(mapping_table(info))
     if info["missing"]:

@@ -151,3 +151,16 @@ def test_an_unknown_layout_is_guessed_and_says_so(lg_sandbox, tmp_path: Path) ->
     assert mapping["detected"] is False and mapping["how"] == "guessed"
     assert mapping["fields"]["email"] == ["Reach me at"] and mapping["guessed"]["email"] == "values"
     assert mapping["fields"]["linkedinUrl"] == ["Profile"]
+
+
+def test_a_sync_job_over_an_export_recognises_it_too(lg_sandbox, tmp_path: Path) -> None:
+    header, rows, expected = build("apollo", 40)
+    write(tmp_path / "apollo.csv", header, rows)
+    job = tmp_path / "apollo-job.toml"
+    job.write_text('name = "apollo-weekly"\nsource = "csv"\npath = "apollo.csv"\nclient = "Formats Co"\n'
+                   'report = "r.json"\n')
+    proc = cli("sync", str(job), env=cli_env(lg_sandbox.base_url, tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["mapping"]["name"] == "apollo" and report["mapping"]["detected"] is True
+    assert {lead["email"] for lead in stored(lg_sandbox, "formats-co")} == set(expected)  # secondary-only too
