@@ -6,7 +6,15 @@ Two modes, both plain synchronous iterators over the official `hubspot-api-clien
   companies 100 at a time, each company at most once per run.
 - `changed_since(since)`: the search API on `lastmodifieddate`, 200 per page, plus v4 association
   batch reads (search returns no associations). Search stops at 10,000 results per query, so the
-  read restarts from the last timestamp seen; see `SearchCursor`.
+  read restarts from the last timestamp seen; see `SearchCursor`. Then the companies whose
+  `hs_lastmodifieddate` moved (a rename moves no contact's date): their primary contacts through
+  v4 company -> contact associations, 1,000 companies a request, read 100 a request.
+- both: the archived listing (read in full: it cannot be filtered) when asked, and each survivor
+  of a merge as `hs_merged_object_ids` shows it (merged-away contacts vanish from every read).
+
+HubSpot's clock, not ours, dates a run: `server_time` is the `Date` header of its first answer.
+A 429 never ends a read: it waits (Retry-After) and tries again, and a search 429 with policy
+`SECONDLY` teaches the search pacer the portal's real per-second limit (`SearchPacer.learn`).
 
 Why the company comes from the association and never from `contact.properties.company`: seed bug #5,
 that property is almost always empty (or typed by hand and wrong).
@@ -17,12 +25,14 @@ are small pure functions below; `HubSpotExtractor` is the one loop that does I/O
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -54,8 +64,11 @@ CONTACT_PROPERTIES: tuple[str, ...] = (
     "lastmodifieddate",
     "createdate",
     "hs_object_id",
+    "hs_merged_object_ids",  # on a merge's survivor: the ids merged into it (";"-separated)
+    "hs_additional_emails",  # ... and their e-mails, which is how their leads are found
 )
 COMPANY_PROPERTIES: tuple[str, ...] = ("name", "domain")
+COMPANY_SEARCH_PROPERTIES: tuple[str, ...] = ("name", "domain", "hs_lastmodifieddate", "hs_object_id")
 
 # the frame's String columns, in order, after "_row"
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -81,12 +94,16 @@ SEARCH_CAP = 10_000  # HubSpot answers 400 to any search page past the 10,000th 
 SEARCH_LIMIT = 200  # the search endpoints' largest page
 COMPANY_BATCH = 100  # companies batch/read inputs per request
 ASSOC_BATCH = 1000  # v4 associations batch/read inputs per request
+CONTACT_BATCH = 100  # contacts batch/read inputs per request
 NOT_IN_MAX = 100  # values in one NOT_IN filter
 SEEN_MAX = 5 * NOT_IN_MAX  # ids excluded at one timestamp (5 NOT_IN filters + EQ: HubSpot allows 6 per group)
 MAX_HELD_ROWS = 5000  # rows held back waiting for a full company batch, before reading a partial one
 PRIMARY_V3_TYPE = "contact_to_company"  # v3 `associations=companies`: the primary also shows unlabeled
 PRIMARY_V4_TYPE_ID = 1  # v4: HUBSPOT_DEFINED typeId 1 is "Primary" contact -> company
+COMPANY_PRIMARY_V4_TYPE_ID = 2  # ... and typeId 2 the same label seen from the company
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+TRANSPORT_RETRY_STATUSES = (500, 502, 503, 504)  # urllib3 retries these; a 429 is `_call`'s (it never gives up)
+THROTTLE_BUDGET_S = 900.0  # total wait for 429s in one read before it is called unreachable
 
 STATUS_OK = "ok"
 STATUS_NONE = "none"
@@ -100,11 +117,31 @@ class HubSpotApiError(EtlError):
 
 
 @dataclass(frozen=True)
+class ArchivedContact:
+    id: str
+    email: str | None
+    archived_at: str | None  # ISO, HubSpot's clock
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A survivor read in this run that has contacts merged into it (ever: HubSpot keeps the list)."""
+
+    survivor: str
+    merged_ids: tuple[str, ...]
+    emails: tuple[str, ...]  # hs_additional_emails: where the merged-away contacts' e-mails went
+
+
+@dataclass(frozen=True)
 class HubSpotBatch:
     frame: pl.DataFrame  # "_row" (Int64, 1-based across the run) + FRAME_COLUMNS as String
     archived: int  # archived contacts seen in this batch (incremental mode); not in `frame`
     max_modified: str | None  # highest lastmodifieddate in this batch (ISO), for the high-water mark
     archived_ids: tuple[str, ...] = ()  # which ones, should the caller want to act on them
+    archived_contacts: tuple[ArchivedContact, ...] = ()  # the same, with e-mail and archivedAt
+    merges: tuple[Merge, ...] = ()  # survivors in this batch's rows
+    refreshed: int = 0  # rows read only because their primary company changed
+    changed_companies: int = 0  # companies whose hs_lastmodifieddate moved (last batch)
 
 
 # --- pure decisions -----------------------------------------------------------------------------
@@ -166,6 +203,33 @@ def _chunks(items: Sequence[_T], size: int) -> list[list[_T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def split_list(value: str | None) -> tuple[str, ...]:
+    """HubSpot's multi-value text (`"12;34"`) as a tuple, blanks dropped."""
+    return tuple(v.strip() for v in (value or "").split(";") if v.strip())
+
+
+def archived_after(found: Iterable[ArchivedContact], since_ms: int, inclusive: bool) -> list[ArchivedContact]:
+    """The archived listing can't be filtered: keep those archived after `since` (at it, if inclusive).
+    A contact without archivedAt is kept: better reported twice than missed."""
+    out = []
+    for c in found:
+        ms = iso_to_ms(c.archived_at) if c.archived_at else None
+        if ms is None or ms > since_ms or (inclusive and ms == since_ms):
+            out.append(c)
+    return out
+
+
+def primaries_of_companies(results: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """From a v4 companies -> contacts batch read: contact id -> the company that is its primary."""
+    out: dict[str, str] = {}
+    for result in results:
+        company = str(result["from"]["id"])
+        for t in result.get("to") or []:
+            if any(int(a["typeId"]) == COMPANY_PRIMARY_V4_TYPE_ID for a in t.get("associationTypes") or []):
+                out[str(t["toObjectId"])] = company
+    return out
+
+
 @dataclass(frozen=True)
 class SearchCursor:
     """Where an incremental search read stands. Pure state; `advance` gives the next one.
@@ -192,6 +256,7 @@ class SearchCursor:
     seen_ms: int | None = None  # the last timestamp read (T)
     seen_ids: frozenset[int] = frozenset()  # the ids read at T
     tie_after_id: int | None = None  # set: ties mode, keyset on hs_object_id within T
+    prop: str = "lastmodifieddate"  # companies: hs_lastmodifieddate
 
     @property
     def in_ties(self) -> bool:
@@ -199,24 +264,24 @@ class SearchCursor:
 
     def body(self, limit: int, properties: Sequence[str]) -> dict[str, Any]:
         """The search request for this position (never an `after`: see the class docstring)."""
-        sort = "lastmodifieddate"
+        sort = self.prop
         groups: list[list[dict[str, Any]]]
         if self.tie_after_id is not None:
             groups = [
                 [
-                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(self.seen_ms)},
+                    {"propertyName": self.prop, "operator": "EQ", "value": str(self.seen_ms)},
                     {"propertyName": "hs_object_id", "operator": "GT", "value": str(self.tie_after_id)},
                 ]
             ]
             sort = "hs_object_id"
         elif self.seen_ms is None:
             op = "GTE" if self.inclusive else "GT"
-            groups = [[{"propertyName": "lastmodifieddate", "operator": op, "value": str(self.since_ms)}]]
+            groups = [[{"propertyName": self.prop, "operator": op, "value": str(self.since_ms)}]]
         else:
             groups = [
-                [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(self.seen_ms)}],
+                [{"propertyName": self.prop, "operator": "GT", "value": str(self.seen_ms)}],
                 [
-                    {"propertyName": "lastmodifieddate", "operator": "EQ", "value": str(self.seen_ms)},
+                    {"propertyName": self.prop, "operator": "EQ", "value": str(self.seen_ms)},
                     *(
                         {"propertyName": "hs_object_id", "operator": "NOT_IN", "values": chunk}
                         for chunk in _chunks([str(i) for i in sorted(self.seen_ids)], NOT_IN_MAX)
@@ -240,7 +305,7 @@ class SearchCursor:
         """Given this page's (id, lastmodified ms) in order and whether more match: the next cursor or None."""
         if self.tie_after_id is not None:
             if not has_more or not page:  # the tie group is drained: on past it
-                return None if self.seen_ms is None else SearchCursor(since_ms=self.seen_ms, inclusive=False)
+                return None if self.seen_ms is None else SearchCursor(self.seen_ms, inclusive=False, prop=self.prop)
             return replace(self, tie_after_id=max(cid for cid, _ in page))
         if not has_more or not page:
             return None
@@ -264,6 +329,7 @@ _UNRESOLVED = object()  # the primary company is not known yet (incremental: ass
 class _Row:
     values: dict[str, str | None]
     primary: object = _UNRESOLVED  # str company id | None (no primary) | _UNRESOLVED
+    refresh: bool = False  # read only because its primary company changed
 
 
 @dataclass
@@ -274,7 +340,8 @@ class _Holder:
     pending_assoc: list[str] = field(default_factory=list)
     pending_companies: list[str] = field(default_factory=list)
     queued_companies: set[str] = field(default_factory=set)
-    archived_ids: list[str] = field(default_factory=list)
+    archived: list[ArchivedContact] = field(default_factory=list)
+    changed_companies: int = 0
 
 
 def _text(value: Any) -> str | None:
@@ -325,6 +392,8 @@ class _CountingRetry(Retry):
     """urllib3 Retry that counts each retry into the extractor's stats (Retry copies itself per try)."""
 
     counter: dict[str, int] | None = None
+    # urllib3 retries a 429 that carries Retry-After whatever the forcelist says: not here (see make_retry)
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
 
     def new(self, **kw: Any) -> Self:
         out = super().new(**kw)
@@ -346,14 +415,15 @@ class _CountingRetry(Retry):
 
 
 def make_retry(total: int, backoff_factor: float, counter: dict[str, int] | None = None) -> Retry:
-    """429 and 5xx, POSTs included (search and batch reads are reads), honouring Retry-After."""
+    """5xx and broken connections, POSTs included (search and batch reads are reads). Not 429:
+    `HubSpotExtractor._call` waits those out itself, without a retry cap (a 429 never ends a run)."""
     retry = _CountingRetry(
         total=total,
         connect=total,
         read=total,
         status=total,
         backoff_factor=backoff_factor,
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=TRANSPORT_RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}),
         respect_retry_after_header=True,
         raise_on_status=True,
@@ -378,9 +448,49 @@ def json_api_factory(api_client_package: Any, api_name: str, config: dict[str, A
     return api
 
 
+def http_date(value: str | None) -> datetime | None:
+    """An HTTP `Date` header as an aware datetime (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """What a 429 says: how long to wait and which limit (HubSpot's `policyName`)."""
+
+    wait_s: float
+    policy: str
+
+
+def read_throttle(headers: Mapping[str, str] | None, body: Any, *, default_wait_s: float = 1.0) -> Throttle:
+    """Retry-After (seconds) and policyName from a 429 (pure). HubSpot's SECONDLY search 429 comes
+    without Retry-After: wait one second, the window it counts."""
+    wait = default_wait_s
+    for key, value in (headers or {}).items():
+        if key.lower() == "retry-after":
+            with contextlib.suppress(ValueError):
+                wait = max(0.0, float(value))
+    policy = ""
+    if isinstance(body, bytes | str):
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            policy = str(parsed.get("policyName") or "")
+    return Throttle(wait, policy)
+
+
 class SearchPacer:
-    """At most `per_second` searches in any 1-second window (HubSpot's own search limit), so that
-    the read does not spend its retries on 429s. Clock and sleep are injectable."""
+    """At most `per_second` searches in any 1-second window (HubSpot's own search limit, per token,
+    shared by every object's search), so that the read does not spend its time on 429s. The limit
+    is learned: a SECONDLY 429 lowers it to what was accepted in the last second. Clock and sleep
+    are injectable."""
 
     def __init__(
         self,
@@ -396,17 +506,28 @@ class SearchPacer:
         self.margin = margin
         self.sent: deque[float] = deque()
 
+    def _prune(self, now: float) -> None:
+        while self.sent and self.sent[0] <= now - 1.0 - self.margin:
+            self.sent.popleft()
+
     def wait(self) -> None:
         if self.per_second <= 0:
             return
         cap = max(1, int(self.per_second))
         now = self.clock()
-        while self.sent and self.sent[0] <= now - 1.0 - self.margin:
-            self.sent.popleft()
-        if len(self.sent) >= cap:
+        self._prune(now)
+        while len(self.sent) >= cap:
             self.sleep(self.sent[0] + 1.0 + self.margin - now)
-            self.sent.popleft()
+            now = self.clock()
+            self._prune(now)
         self.sent.append(self.clock())
+
+    def learn(self) -> None:
+        """A SECONDLY 429: the portal allows fewer searches per second than were sent in the last one
+        (the refused one included), and at least one."""
+        self._prune(self.clock())
+        accepted = max(1, len(self.sent) - 1)
+        self.per_second = float(accepted) if self.per_second <= 0 else float(min(int(self.per_second), accepted))
 
 
 class HubSpotExtractor:
@@ -420,19 +541,27 @@ class HubSpotExtractor:
         page_size: int = 100,
         retry_total: int = 8,
         backoff_factor: float = 0.5,
-        search_per_second: float = 4.0,
+        search_per_second: float = 5.0,
         max_held_rows: int = MAX_HELD_ROWS,
+        throttle_budget_s: float = THROTTLE_BUDGET_S,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         register_secret(access_token)  # never in a log line
         self.page_size = min(max(1, page_size), 100)
         self.max_held_rows = max_held_rows
+        self.throttle_budget_s = throttle_budget_s
+        self._sleep = sleep
         self.stats: dict[str, int] = {
             "contacts_page": 0,
             "search": 0,
             "companies_batch": 0,
             "assoc_batch": 0,
             "archived_page": 0,
+            "company_search": 0,
+            "company_assoc_batch": 0,
+            "contacts_batch": 0,
             "retries": 0,
+            "throttled_429": 0,
         }
         client = HubSpot(
             access_token=access_token,
@@ -443,16 +572,27 @@ class HubSpotExtractor:
         # Each attribute access on the client builds a new ApiClient (and connection pool): take them once.
         self._contacts = client.crm.contacts.basic_api
         self._search = client.crm.contacts.search_api
+        self._contacts_batch = client.crm.contacts.batch_api
         self._companies = client.crm.companies.batch_api
+        self._company_search = client.crm.companies.search_api
         self._assoc = client.crm.associations.v4.batch_api
-        self._pacer = SearchPacer(search_per_second)
+        self._pacer = SearchPacer(search_per_second, sleep=sleep)
         self._company_cache: dict[str, tuple[str | None, str | None] | None] = {}
         self._rows_out = 0
+        self._emitted: set[str] = set()
+        self.server_time: datetime | None = None  # HubSpot's Date at the run's first answer
+        self.throttled_s = 0.0
+
+    @property
+    def search_per_second(self) -> float:
+        """The search pace now (lower than configured once a SECONDLY 429 taught it)."""
+        return self._pacer.per_second
 
     # --- the two modes ------------------------------------------------------------------------
 
-    def full(self) -> Iterator[HubSpotBatch]:
-        """Every active contact, id order; company from the primary association."""
+    def full(self, *, archived_since: datetime | None = None) -> Iterator[HubSpotBatch]:
+        """Every active contact, id order; company from the primary association. With
+        `archived_since`, the last batch also lists the contacts archived after it."""
         self._start()
         holder = _Holder()
         after: str | None = None
@@ -472,13 +612,18 @@ class HubSpotExtractor:
                 holder.rows.append(_Row(self._values(obj), primary_from_v3(pairs)))
                 self._queue_company(holder, holder.rows[-1].primary)
             after = next_after(page.get("paging"))
+            if after is None and archived_since is not None:
+                holder.archived.extend(self._archived_since(datetime_to_ms(archived_since), inclusive=False))
             yield from self._drain(holder, final=after is None)
             if after is None:
                 return
 
-    def changed_since(self, since: datetime, *, inclusive: bool = True) -> Iterator[HubSpotBatch]:
-        """Contacts modified at or after `since` (after, with inclusive=False), oldest change first,
-        then a last batch counting the contacts archived since then."""
+    def changed_since(
+        self, since: datetime, *, inclusive: bool = True, companies: bool = True
+    ) -> Iterator[HubSpotBatch]:
+        """Contacts modified at or after `since` (after, with inclusive=False), oldest change first;
+        then (`companies`) the primary contacts of companies modified since then, not read already;
+        then a last batch with the contacts archived since then."""
         self._start()
         since_ms = datetime_to_ms(since)
         holder = _Holder()
@@ -496,35 +641,115 @@ class HubSpotExtractor:
                     holder.pending_assoc.append(str(obj["id"]))
             cursor = cursor.advance(seen, next_after(page.get("paging")) is not None)
             yield from self._drain(holder, final=False)
-        holder.archived_ids.extend(self._archived_since(since_ms, inclusive))
+        if companies:
+            yield from self._drain(holder, final=True)  # every contact read by search is out (and known)
+            yield from self._company_changes(since_ms, inclusive, holder)
+        holder.archived.extend(self._archived_since(since_ms, inclusive))
         yield from self._drain(holder, final=True)
+
+    # --- company changes ------------------------------------------------------------------------
+
+    def changed_companies(self, since_ms: int, inclusive: bool) -> dict[str, tuple[str | None, str | None]]:
+        """Companies whose hs_lastmodifieddate is at/after `since`: id -> (name, domain). The same
+        cursor as contacts (past the 10,000 cap, ties exact), on the same search pacer."""
+        found: dict[str, tuple[str | None, str | None]] = {}
+        cursor: SearchCursor | None = SearchCursor(since_ms, inclusive=inclusive, prop="hs_lastmodifieddate")
+        while cursor is not None:
+            self._pacer.wait()
+            page = self._call(
+                "company_search", self._company_search.do_search, cursor.body(SEARCH_LIMIT, COMPANY_SEARCH_PROPERTIES)
+            )
+            seen: list[tuple[int, int]] = []
+            for obj in page.get("results") or []:
+                props = obj.get("properties") or {}
+                modified = props.get("hs_lastmodifieddate") or obj.get("updatedAt")
+                seen.append((int(str(obj["id"])), iso_to_ms(str(modified))))
+                found[str(obj["id"])] = (_text(props.get("name")), _text(props.get("domain")))
+            cursor = cursor.advance(seen, next_after(page.get("paging")) is not None)
+        return found
+
+    def _company_changes(self, since_ms: int, inclusive: bool, holder: _Holder) -> Iterator[HubSpotBatch]:
+        changed = self.changed_companies(since_ms, inclusive)
+        holder.changed_companies = len(changed)
+        if not changed:
+            return
+        self._company_cache.update(changed)  # fresh from the search: no batch read needed
+        primary_of: dict[str, str] = {}
+        for chunk in _chunks(sorted(changed), ASSOC_BATCH):
+            inputs = {"inputs": [{"id": c} for c in chunk]}
+            resp = self._call("company_assoc_batch", self._assoc.get_page, "companies", "contacts", inputs)
+            primary_of.update(primaries_of_companies(resp.get("results") or []))
+        todo = sorted((c for c in primary_of if c not in self._emitted), key=int)
+        for chunk in _chunks(todo, CONTACT_BATCH):
+            resp = self._call(
+                "contacts_batch",
+                self._contacts_batch.read,
+                {"inputs": [{"id": c} for c in chunk], "properties": list(CONTACT_PROPERTIES)},
+                archived=False,
+            )
+            for obj in sorted(resp.get("results") or [], key=lambda o: int(str(o["id"]))):
+                holder.rows.append(_Row(self._values(obj), primary_of[str(obj["id"])], refresh=True))
+            yield from self._drain(holder, final=False)
 
     # --- I/O helpers --------------------------------------------------------------------------
 
     def _start(self) -> None:
         self._company_cache.clear()  # "each company read once per run"
         self._rows_out = 0
+        self._emitted.clear()
+        self.server_time = None
 
     def _call(self, kind: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """One API call: counted, its JSON body back, its failure turned into an error named by what to do."""
-        self.stats[kind] += 1
-        try:
-            body = fn(*args, **kwargs)
+        """One API call: counted, its JSON body back, its failure turned into an error named by what
+        to do. A 429 waits and tries again, however often, within `throttle_budget_s` in all."""
+        self.stats[kind] += 1  # logical requests: urllib3's retries and our 429 waits are counted apart
+        while True:
+            try:
+                body = fn(*args, **kwargs)
+            except (ContactsApiException, CompaniesApiException, AssocApiException) as exc:
+                status = int(getattr(exc, "status", 0) or 0)
+                if status == 429:
+                    self._throttled(kind, exc)
+                    continue
+                if status in (401, 403):
+                    raise CredentialsRejected(
+                        f"HubSpot rejected the access token ({status}); check the private app's token and its "
+                        "crm.objects.contacts.read / crm.objects.companies.read scopes."
+                    ) from None
+                if status in RETRY_STATUSES or status == 0:
+                    raise TargetUnreachable(f"HubSpot still answered {status} to {kind} after retries.") from None
+                raise HubSpotApiError(f"HubSpot refused the {kind} request ({status}): {_message(exc)}") from None
+            except urllib3.exceptions.HTTPError as exc:
+                raise TargetUnreachable(f"HubSpot unreachable after retries ({kind}): {type(exc).__name__}") from None
+            if self.server_time is None:
+                self.server_time = self._date_of(fn)
             if not isinstance(body, dict):
                 raise HubSpotApiError(f"HubSpot answered {kind} with an unexpected body.")
             return body
-        except (ContactsApiException, CompaniesApiException, AssocApiException) as exc:
-            status = int(getattr(exc, "status", 0) or 0)
-            if status in (401, 403):
-                raise CredentialsRejected(
-                    f"HubSpot rejected the access token ({status}); check the private app's token and its "
-                    "crm.objects.contacts.read / crm.objects.companies.read scopes."
-                ) from None
-            if status in RETRY_STATUSES or status == 0:
-                raise TargetUnreachable(f"HubSpot still answered {status} to {kind} after retries.") from None
-            raise HubSpotApiError(f"HubSpot refused the {kind} request ({status}): {_message(exc)}") from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise TargetUnreachable(f"HubSpot unreachable after retries ({kind}): {type(exc).__name__}") from None
+
+    def _throttled(self, kind: str, exc: Exception) -> None:
+        headers = getattr(exc, "headers", None)
+        throttle = read_throttle(dict(headers) if headers else None, getattr(exc, "body", None))
+        self.stats["throttled_429"] += 1
+        if throttle.policy.upper() == "SECONDLY" and kind in ("search", "company_search"):
+            self._pacer.learn()
+        if self.throttled_s + throttle.wait_s > self.throttle_budget_s:
+            raise TargetUnreachable(
+                f"HubSpot kept answering 429 ({throttle.policy or 'rate limit'}) to {kind} for "
+                f"{self.throttled_s:.0f} s; try again later (the mark did not move)."
+            )
+        self.throttled_s += throttle.wait_s
+        self._sleep(throttle.wait_s)
+        if kind in ("search", "company_search"):
+            self._pacer.wait()
+
+    @staticmethod
+    def _date_of(fn: Callable[..., Any]) -> datetime | None:
+        """The Date header of the answer `fn` just got (the client keeps it as `last_response`)."""
+        api_client = getattr(getattr(fn, "__self__", None), "api_client", None)
+        response = getattr(api_client, "last_response", None)
+        getheader = getattr(response, "getheader", None)
+        return http_date(getheader("Date")) if callable(getheader) else None
 
     @staticmethod
     def _values(obj: Any) -> dict[str, str | None]:
@@ -556,15 +781,30 @@ class HubSpotExtractor:
         ready: list[_Row] = []
         while holder.rows and self._resolved(holder.rows[0]):
             ready.append(holder.rows.popleft())
-        archived = tuple(holder.archived_ids) if final else ()
-        if ready or archived:
+        archived = tuple(holder.archived) if final else ()
+        if final:
+            holder.archived.clear()
+        changed_companies = holder.changed_companies if final else 0
+        if final:
+            holder.changed_companies = 0
+        if ready or archived or changed_companies:
             frame = build_frame(ready, self._company_cache, self._rows_out + 1)
             self._rows_out += len(ready)
+            self._emitted.update(str(r.values["hs_object_id"]) for r in ready)
+            merges = tuple(
+                Merge(str(r.values["hs_object_id"]), ids, split_list(r.values.get("hs_additional_emails")))
+                for r in ready
+                if (ids := split_list(r.values.get("hs_merged_object_ids")))
+            )
             yield HubSpotBatch(
                 frame=frame,
                 archived=len(archived),
                 max_modified=_max_iso(r.values.get("lastmodifieddate") for r in ready),
-                archived_ids=archived,
+                archived_ids=tuple(a.id for a in archived),
+                archived_contacts=archived,
+                merges=merges,
+                refreshed=sum(1 for r in ready if r.refresh),
+                changed_companies=changed_companies,
             )
 
     def _resolved(self, row: _Row) -> bool:
@@ -599,9 +839,10 @@ class HubSpotExtractor:
             props = co.get("properties") or {}
             self._company_cache[str(co["id"])] = (_text(props.get("name")), _text(props.get("domain")))
 
-    def _archived_since(self, since_ms: int, inclusive: bool) -> list[str]:
-        """Contacts archived since `since` (search never returns archived ones): the archived listing."""
-        found: list[str] = []
+    def _archived_since(self, since_ms: int, inclusive: bool) -> list[ArchivedContact]:
+        """Contacts archived since `since` (search never returns archived ones): the archived listing,
+        read in full and in id order (it can't be filtered; HubSpot keeps 90 days of it)."""
+        found: list[ArchivedContact] = []
         after: str | None = None
         while True:
             page = self._call(
@@ -609,17 +850,16 @@ class HubSpotExtractor:
                 self._contacts.get_page,
                 limit=100,
                 after=after,
-                properties=["hs_object_id"],
+                properties=["hs_object_id", "email"],
                 archived=True,
             )
             for obj in page.get("results") or []:
                 at = obj.get("archivedAt")
-                ms = iso_to_ms(at) if isinstance(at, str) else None
-                if ms is None or ms > since_ms or (inclusive and ms == since_ms):
-                    found.append(str(obj["id"]))
+                email = (obj.get("properties") or {}).get("email")
+                found.append(ArchivedContact(str(obj["id"]), _text(email), at if isinstance(at, str) else None))
             after = next_after(page.get("paging"))
             if after is None:
-                return found
+                return archived_after(found, since_ms, inclusive)
 
 
 def _message(exc: Exception) -> str:

@@ -16,13 +16,19 @@ from hypothesis import strategies as st
 from etl.extract.hubspot import (
     FRAME_SCHEMA,
     NOT_IN_MAX,
+    ArchivedContact,
     SearchCursor,
     SearchPacer,
     _Row,
+    archived_after,
     build_frame,
+    http_date,
     next_after,
+    primaries_of_companies,
     primary_from_v3,
     primary_from_v4,
+    read_throttle,
+    split_list,
     take_chunks,
 )
 
@@ -223,3 +229,57 @@ def test_search_pacer_spaces_requests_with_an_injected_clock() -> None:
     assert slept == [1.0]
     SearchPacer(0, clock=lambda: 0.0, sleep=sleep).wait()  # 0 = no pacing
     assert slept == [1.0]
+
+
+def test_search_pacer_learns_the_limit_from_a_secondly_429() -> None:
+    now = [0.0]
+    pacer = SearchPacer(5, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s), margin=0.0)
+    for _ in range(3):
+        pacer.wait()
+    pacer.learn()  # the third in this second was refused: two are allowed
+    assert pacer.per_second == 2
+    now[0] += 5
+    pacer.wait()
+    pacer.learn()  # alone in its second and still refused: never below one
+    assert pacer.per_second == 1
+    unpaced = SearchPacer(0, clock=lambda: 0.0)
+    for _ in range(4):
+        unpaced.sent.append(0.0)
+    unpaced.learn()  # pacing off, then a 429: pacing on at what was accepted
+    assert unpaced.per_second == 3
+
+
+def test_read_throttle_takes_retry_after_and_policy() -> None:
+    body = b'{"status":"error","category":"RATE_LIMITS","policyName":"SECONDLY"}'
+    assert read_throttle({"Retry-After": "3"}, body) == read_throttle({"retry-after": "3"}, body.decode())
+    t = read_throttle({"Retry-After": "3"}, body)
+    assert (t.wait_s, t.policy) == (3.0, "SECONDLY")
+    t = read_throttle(None, b"not json")
+    assert (t.wait_s, t.policy) == (1.0, "")  # HubSpot's SECONDLY 429 has no Retry-After: one window
+    assert read_throttle({"Retry-After": "soon"}, None).wait_s == 1.0
+
+
+def test_archived_after_keeps_only_those_past_the_mark() -> None:
+    found = [ArchivedContact("1", "a@x.io", "2026-11-30T10:00:00.000Z"),
+             ArchivedContact("2", None, "2026-11-30T10:00:00.001Z"),
+             ArchivedContact("3", None, None)]
+    mark = 1_796_032_800_000  # 2026-11-30T10:00:00.000Z
+    assert [c.id for c in archived_after(found, mark, inclusive=False)] == ["2", "3"]
+    assert [c.id for c in archived_after(found, mark, inclusive=True)] == ["1", "2", "3"]
+
+
+def test_primaries_of_companies_keeps_type_2_only() -> None:
+    results = [
+        {"from": {"id": "900"}, "to": [
+            {"toObjectId": 1, "associationTypes": [{"typeId": 2}, {"typeId": 280}]},
+            {"toObjectId": 2, "associationTypes": [{"typeId": 280}]},
+        ]},
+        {"from": {"id": "901"}, "to": [{"toObjectId": 3, "associationTypes": [{"typeId": 2}]}]},
+    ]
+    assert primaries_of_companies(results) == {"1": "900", "3": "901"}
+
+
+def test_split_list_and_http_date() -> None:
+    assert split_list("12; 34;;") == ("12", "34") and split_list(None) == ()
+    assert http_date("Tue, 01 Dec 2026 15:57:32 GMT").isoformat() == "2026-12-01T15:57:32+00:00"  # type: ignore[union-attr]
+    assert http_date("yesterday") is None and http_date(None) is None

@@ -4,6 +4,7 @@ spends, and how it survives rate limits, faults and bad credentials. Outcomes, n
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from etl.errors import CredentialsRejected, TargetUnreachable
-from etl.extract.hubspot import FRAME_SCHEMA, HubSpotBatch, HubSpotExtractor, iso_to_ms
+from etl.extract.hubspot import FRAME_SCHEMA, HubSpotBatch, HubSpotExtractor, datetime_to_ms, iso_to_ms
 from etl.sandbox.server import free_port
 from tests.hubspot.conftest import HSSandbox, company_floor, expected_frame
 
@@ -23,8 +24,9 @@ def concat(batches: list[HubSpotBatch]) -> pl.DataFrame:
 
 
 def high_water(state: dict[str, Any]) -> datetime:
-    """The newest lastmodifieddate in the portal: what a previous run would have stored."""
+    """The newest modification (contact or company) in the portal: what a previous run would have stored."""
     stamps = [iso_to_ms(c["properties"]["lastmodifieddate"]) for c in state["contacts"]]
+    stamps += [iso_to_ms(c["properties"]["hs_lastmodifieddate"]) for c in state["companies"]]
     return datetime.fromtimestamp(max(stamps) / 1000, UTC)
 
 
@@ -134,7 +136,7 @@ def test_429_storms_on_search_and_batch_endpoints_are_survived_honouring_retry_a
     stats = hs_sandbox.stats()
     assert stats["faults_fired"] == {"429": 5}
     assert stats["retry_after_violations"] == 0  # every retry waited the Retry-After it was given
-    assert ex.stats["retries"] == 5
+    assert (ex.stats["throttled_429"], ex.stats["retries"]) == (5, 0)  # 429s are waited out, not retried
 
 
 def test_5xx_and_dropped_connections_on_reads_are_retried(hs_sandbox: HSSandbox) -> None:
@@ -182,3 +184,105 @@ def test_persistent_5xx_and_a_dead_host_raise_target_unreachable(hs_sandbox: HSS
     dead = HubSpotExtractor("pat-x", host=f"http://127.0.0.1:{free_port()}", retry_total=1, backoff_factor=0.01)
     with pytest.raises(TargetUnreachable):
         list(dead.full())
+
+
+# --- issue 13: company changes, archives and merges, HubSpot's clock, the search limit -------------------
+
+
+def test_renamed_companies_bring_exactly_their_primary_contacts_at_the_request_floor(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(1_200, seed=21, adversarial=False)
+    since = high_water(hs_sandbox.state())
+    touched = set(hs_sandbox.touch(n=20, seed=5))
+    state = hs_sandbox.state()
+    live = [co for co in state["companies"] if not co["deleted"]]
+    renamed = {co["id"]: f"Renamed {i}" for i, co in enumerate(live[:3])}
+    hs_sandbox.admin("POST", "companies/rename",
+                     {"inputs": [{"id": cid, "properties": {"name": name}} for cid, name in renamed.items()]})
+    ex = hs_sandbox.extractor()
+
+    batches = list(ex.changed_since(since, inclusive=False))
+    got = concat(batches)
+
+    primary_contacts = {c["id"] for c in state["contacts"] if c["primary"] in renamed}
+    assert primary_contacts and not primary_contacts <= touched
+    # every touched contact once, and every primary contact of a renamed company once, with the new name
+    ids = got["hs_object_id"].to_list()
+    assert len(ids) == len(set(ids)) and set(ids) == touched | primary_contacts
+    for row in got.filter(pl.col("company_id").is_in(list(renamed))).iter_rows(named=True):
+        assert row["company_name"] == renamed[row["company_id"]]
+    # contacts associated with a renamed company but whose PRIMARY is another one are not read
+    others = {c["id"] for c in state["contacts"] if set(c["companies"]) & set(renamed)} - primary_contacts - touched
+    assert not others & set(ids)
+    assert sum(b.refreshed for b in batches) == len(primary_contacts - touched)
+    assert sum(b.changed_companies for b in batches) == 3
+    assert ex.stats["company_search"] == 1 and ex.stats["company_assoc_batch"] == 1
+    assert ex.stats["contacts_batch"] == math.ceil(len(primary_contacts - touched) / 100)
+
+
+def test_archived_listing_and_merges_come_with_ids_emails_and_times(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(300, seed=22, adversarial=False)
+    hs_sandbox.admin("POST", "archive", {"ids": ["160"]})  # archived before the mark: not new
+    time.sleep(0.01)
+    state = {c["id"]: c for c in hs_sandbox.state()["contacts"]}
+    since = max(high_water(hs_sandbox.state()), datetime.fromtimestamp(iso_to_ms(state["160"]["archivedAt"]) / 1000, UTC))
+    hs_sandbox.admin("POST", "archive", {"ids": ["170", "171"]})
+    hs_sandbox.admin("POST", "merge", {"pairs": [["180", "181"], ["182", "183"]]})
+    ex = hs_sandbox.extractor()
+
+    batches = list(ex.changed_since(since, inclusive=False))
+
+    archived = {a.id: a for b in batches for a in b.archived_contacts}
+    assert set(archived) == {"170", "171"}
+    assert archived["170"].email == state["170"]["properties"]["email"]
+    assert all(a.archived_at and iso_to_ms(a.archived_at) > datetime_to_ms(since) for a in archived.values())
+    merges = {m.survivor: m for b in batches for m in b.merges}
+    assert set(merges) == {"180", "182"}
+    assert merges["180"].merged_ids == ("181",)
+    assert merges["180"].emails == (state["181"]["properties"]["email"],)
+    assert not {"181", "183"} & set(concat(batches)["hs_object_id"].to_list())  # vanished from every read
+    # a full read sees the same survivors and, asked to, the same archived contacts
+    full = list(hs_sandbox.extractor().full(archived_since=since))
+    assert {a.id for b in full for a in b.archived_contacts} == {"170", "171"}
+    assert {m.survivor for b in full for m in b.merges} == {"180", "182"}
+
+
+def test_server_time_is_hubspots_clock_from_the_date_header(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.seed(20, seed=1)
+    hs_sandbox.config(clock_offset_s=-7200)
+    ex = hs_sandbox.extractor()
+    list(ex.changed_since(datetime(2024, 1, 1, tzinfo=UTC)))
+    assert ex.server_time is not None
+    assert -7300 < (ex.server_time - datetime.now(UTC)).total_seconds() < -7100
+
+
+def test_search_limit_is_learned_from_secondly_429s_and_never_ends_the_read(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.config(rate_limit_per_10s=0, search_per_s=2)  # a portal stricter than HubSpot's 4-5/s
+    hs_sandbox.seed(2_000, seed=23, adversarial=False)
+    since = high_water(hs_sandbox.state())
+    touched = hs_sandbox.touch(n=1_800, seed=6, group=1)
+    ex = hs_sandbox.extractor(search_per_second=5)
+
+    got = concat(list(ex.changed_since(since, inclusive=False)))
+
+    assert sorted(got["hs_object_id"].to_list()) == sorted(touched)
+    searches = hs_sandbox.stats()["requests"]["contacts_search"]
+    assert searches.get("429", 0) == ex.stats["throttled_429"] >= 1
+    assert ex.search_per_second == 2  # learned, then kept: later searches are not refused
+    assert searches.get("429", 0) <= 3
+
+
+def test_a_long_429_storm_waits_past_the_retry_budget(hs_sandbox: HSSandbox) -> None:
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(300, seed=24)
+    hs_sandbox.config(retry_after_s=0)
+    hs_sandbox.fault("429", next=20, route="contacts_page")  # more than retry_total, which used to end the run
+    waits: list[float] = []
+    ex = hs_sandbox.extractor(retry_total=3, sleep=waits.append)
+    got = concat(list(ex.full()))
+    assert got.height == 300 and ex.stats["throttled_429"] == 20 and len(waits) == 20
+    hs_sandbox.fault("429", probability=1.0, route="contacts_page")
+    hs_sandbox.config(retry_after_s=5)
+    with pytest.raises(TargetUnreachable, match="kept answering 429"):
+        list(hs_sandbox.extractor(throttle_budget_s=12, sleep=waits.append).full())
