@@ -99,6 +99,38 @@ class FatalApiError(ApiError):
     """Stop the run: retrying or skipping cannot help (bad credentials, permissions)."""
 
 
+INTERNAL_ERROR = 70
+"""SPEC Part B: anything that is not an EtlError, a native crash in polars/pandera/pyarrow included."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The SPEC Part B exit code a run that stopped on `exc` ends with.
+
+    Not `except Exception`: pyo3's PanicException (a Rust panic inside polars) derives from
+    BaseException, and it is an internal error like any other.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        exc = first_error(exc)
+    if isinstance(exc, EtlError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return INTERNAL_ERROR
+
+
+def error_line(exc: BaseException) -> str:
+    """One line that says what stopped a run: the message of an EtlError, else the error's type
+    and the first line of its message (a native panic's message can span lines)."""
+    if isinstance(exc, BaseExceptionGroup):
+        exc = first_error(exc)
+    if isinstance(exc, EtlError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The error to report from a task group: a run-ending EtlError first, else the first one."""
     leaves: list[BaseException] = []

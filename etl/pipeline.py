@@ -18,7 +18,7 @@ import polars as pl
 
 from etl.ahead import map_ahead
 from etl.config import Settings
-from etl.errors import CredentialsRejected, EtlError, TargetUnreachable, UsageError
+from etl.errors import CredentialsRejected, EtlError, TargetUnreachable, UsageError, error_line, exit_code_for
 from etl.load.api import LeadGeniusApi
 from etl.load.clients import resolve_client
 from etl.load.loader import Loader
@@ -141,6 +141,8 @@ async def run_import(
     fills: list[dict[str, float]] = []
     fill_weights: list[int] = []
     run_keys: set[str] = set()
+    api: LeadGeniusApi | None = None
+    loader: Loader | None = None
     try:
         async with LeadGeniusApi(
             settings, transport=transport, concurrency=options.concurrency, rate_per_min=options.rate
@@ -212,18 +214,24 @@ async def run_import(
                     "visible_by_slug": rec.visible, "missing_sample": rec.missing_keys[:50],
                     "target_leads_after": rec.snapshot.leads if rec.snapshot else None,
                 }
-            report.requests = api.stats.to_dict()
-            if api.limiters["bearer"].throttled:
-                report.requests["throttled_429"] = api.limiters["bearer"].throttled
+            _request_stats(report, api)
+        report.exit_code = decide_exit_code(report, strict=options.strict)
+    except BaseException as exc:
+        # Whatever stopped the run (a refused token, Ctrl-C, a Rust panic inside polars, which is a
+        # BaseException): the runs row, the ledger and the report keep what was done, so a rerun
+        # is as safe as after kill -9. The caller reports the error itself.
+        _stopped(report, exc, loader, api)
+        raise
     finally:
         rejects.close()
         report.duration_s = round(time.perf_counter() - started, 3)
-    report.exit_code = decide_exit_code(report, strict=options.strict)
-    ledger.finish_run(report.run_id, exit_code=report.exit_code, counts=report.to_dict()["counts"],
-                      client_id=report.client_id)
-    ledger.close()
-    if options.report_path:
-        write_json_atomic(options.report_path, report.to_dict())
+        try:
+            ledger.finish_run(report.run_id, exit_code=report.exit_code or 0, counts=report.to_dict()["counts"],
+                              client_id=report.client_id)
+        finally:
+            ledger.close()
+            if options.report_path:
+                write_json_atomic(options.report_path, report.to_dict())
     if options.html_path:
         from etl.report_html import render_html
 
@@ -235,6 +243,24 @@ async def run_import(
             render_html(report.to_dict(), rejects.sample(), merged, report.mapping), encoding="utf-8"
         )
     return report
+
+
+def _request_stats(report: RunReport, api: LeadGeniusApi) -> None:
+    report.requests = api.stats.to_dict()
+    if api.limiters["bearer"].throttled:
+        report.requests["throttled_429"] = api.limiters["bearer"].throttled
+
+
+def _stopped(report: RunReport, exc: BaseException, loader: Loader | None, api: LeadGeniusApi | None) -> None:
+    """Fill the report of a run that `exc` stopped with what was done up to then."""
+    report.exit_code = exit_code_for(exc)
+    report.error = error_line(exc)
+    if loader is not None and not report.dry_run:
+        done = loader.result
+        report.counts.created, report.counts.updated, report.counts.failed = done.created, done.updated, done.failed
+        report.failures = done.failures[:1000]
+    if api is not None:
+        _request_stats(report, api)
 
 
 def check_writable(*paths: Path | None) -> None:

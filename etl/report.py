@@ -46,6 +46,7 @@ class RunReport:
     source_info: dict[str, Any] = field(default_factory=dict)
     mapping: dict[str, Any] = field(default_factory=dict)  # Mapping.report_dict(): what fed each field
     exit_code: int | None = None
+    error: str | None = None  # what stopped the run early (error_line); None when it ran to the end
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from etl.errors import EtlError, first_error
+from etl.errors import INTERNAL_ERROR, EtlError, error_line, first_error
 from etl.log import redact_text
 
 app = typer.Typer(
@@ -47,11 +47,11 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # not Exception: pyo3's PanicException (a Rust panic) is a BaseException
             if os.environ.get("LEADGENIUS_ETL_DEBUG"):
                 raise
             raise fail(
-                f"internal error: {type(exc).__name__}: {exc} (set LEADGENIUS_ETL_DEBUG=1 for details)", 70
+                f"internal error: {error_line(exc)} (set LEADGENIUS_ETL_DEBUG=1 for details)", INTERNAL_ERROR
             ) from None
 
     return wrapper  # type: ignore[return-value]

@@ -32,6 +32,7 @@ from etl.cli.common import (
     setup_logging,
 )
 from etl.errors import InputFileError, UsageError
+from etl.extract.csv import BATCH_ROWS
 from etl.pipeline import ImportOptions, Source, run_import
 from etl.report import RunReport, summary_table
 
@@ -137,13 +138,16 @@ def import_csv(
         Path | None,
         typer.Option("--save-mapping", help="Write the mapping used (TOML) here; --mapping reads it back."),
     ] = None,
+    batch_rows: Annotated[
+        int, typer.Option("--batch-rows", min=1, help="Records read, transformed and loaded at a time (memory).")
+    ] = BATCH_ROWS,
 ) -> None:
     """Import a CSV file into a client. Without --mapping, the export format (Apollo, HubSpot,
     Salesforce, Pipedrive, ZoomInfo, Sales Navigator, lemlist, Instantly, Outlook, the seeds'
     own) is recognised from the headers; the mapping used is shown before the run."""
     from etl.sources import CsvFileSource
 
-    source = CsvFileSource(file)
+    source = CsvFileSource(file, batch_rows)
     the_mapping = csv_mapping(source, mapping)
     if save_mapping:
         write_mapping(save_mapping, the_mapping, file)
