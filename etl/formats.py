@@ -115,6 +115,14 @@ def decide(
         chosen, guessed = guess_mapping(columns, sample, formats)
         how, label = "guessed", "not a known export format: mapped by header synonyms and values"
     resolved = resolve(chosen, columns)
+    if "email" not in resolved.fields and how == "detected":
+        # A known layout plus an e-mail column of its own (an enrichment step's): found as a
+        # guess would find it, and reported as guessed.
+        free = [c for c in columns if c not in used_columns(resolved)]
+        found = find_email(free, sample, formats)
+        if found is not None:
+            resolved = replace(resolved, fields={"email": (found[0],), **resolved.fields})
+            guessed = {"email": found[1]}
     if "email" not in resolved.fields:
         raise ConfigError(no_email_message(columns, chosen, label, source))
     if how == "detected":
@@ -196,6 +204,17 @@ def guess_mapping(
         hints=dict(base.hints) if base else {},
     )
     return mapping, guessed
+
+
+def find_email(columns: list[str], sample: pl.DataFrame, formats: list[Mapping]) -> tuple[str, str] | None:
+    """An e-mail column among `columns`: by a synonym of its header, else by its values.
+    Returns (column, "header" | "values") or None."""
+    probe = Mapping(name="probe", fields={"email": ("email",)})
+    named = probe.source_columns(columns, synonym_table(formats).get("email", ()))
+    if named:
+        return named[0], "header"
+    col = sniff_column(sample, columns, _EMAIL_VALUE)
+    return (col, "values") if col is not None else None
 
 
 def synonym_table(formats: list[Mapping]) -> dict[str, tuple[str, ...]]:
@@ -358,6 +377,7 @@ __all__ = [
     "builtin_formats",
     "decide",
     "detect_format",
+    "find_email",
     "first_values",
     "guess_mapping",
     "no_email_message",

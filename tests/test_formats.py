@@ -162,3 +162,12 @@ def test_report_dict_has_the_fields_the_reports_promise() -> None:
     assert info["name"] == "outlook-de" and info["detected"] is True
     assert info["fields"]["email"] == ["E-Mail-Adresse"] and info["samples"]["email"] == "v-E-Mail-Adresse"
     assert "Anrede" in info["unmapped"] and info["unmapped_samples"]["Anrede"] == "v-Anrede"
+
+
+def test_a_known_layout_with_an_extra_email_column_keeps_its_format() -> None:
+    header = [*PHANTOMBUSTER, "Work Email (Hunter)", "hunter_score"]
+    sample = pl.DataFrame({h: ["x"] for h in PHANTOMBUSTER} | {"Work Email (Hunter)": ["ann@acme.io"],
+                                                               "hunter_score": ["91"]})
+    m = decide(header, sample, FORMATS)
+    assert m.name == "phantombuster-salesnav" and m.fields["email"] == ("Work Email (Hunter)",)
+    assert m.provenance is not None and m.provenance.guessed == {"email": "values"}
