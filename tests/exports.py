@@ -134,12 +134,15 @@ def people(n: int, seed: int = 7) -> list[Person]:
     return out
 
 
-def expected_phone(raw: str) -> str:
-    """The phone contract (`values`): E.164 when the number says its region, else trimmed
-    without the spreadsheet `'`. Every raw phone these files hold is international."""
+def expected_phone(raw: str, region: str | None = None) -> str:
+    """The phone contract (`values`): E.164 when the number says its region (`+…`) or the row's
+    country column does, else the value trimmed, without the spreadsheet `'`. The national
+    numbers these files hold are US ones (region "US") or German ones with no country column."""
     cleaned = raw.strip().lstrip("'").strip()
     if cleaned.startswith("+"):
         return "+" + "".join(ch for ch in cleaned if ch.isdigit())
+    if region == "US":
+        return "+1" + "".join(ch for ch in cleaned if ch.isdigit())
     return cleaned
 
 
@@ -157,13 +160,13 @@ def build(fmt: str, n: int = 200) -> tuple[list[str], list[dict[str, str]], dict
 
 
 def _exp(p: Person, *, email: str | None = None, phone: str | None = None, linkedin: str | None = None,
-         title: str | None = None) -> dict[str, str]:
+         title: str | None = None, region: str | None = None) -> dict[str, str]:
     out = {"email": (email or p.email).strip().lower(), "firstName": p.first, "lastName": p.last,
            "title": title if title is not None else p.title, "companyName": p.company}
     if linkedin is not None:
         out["linkedinUrl"] = linkedin
     if phone is not None:
-        out["phoneNumber"] = expected_phone(phone)
+        out["phoneNumber"] = expected_phone(phone, region)
     return out
 
 
@@ -201,11 +204,13 @@ def _row(fmt: str, p: Person) -> tuple[dict[str, str], dict[str, str] | None]:
         }
         return row, _exp(p, phone=p.phone, linkedin=p.linkedin)
     if fmt == "salesforce-leads":
+        # A third are US numbers written nationally: the region comes from the Country column.
+        phone = f"(415) 555-{i % 10000:04d}" if i % 3 == 0 else p.phone
         row = {"Lead Owner": "Dana Rep", "First Name": p.first, "Last Name": p.last, "Title": p.title,
-               "Company / Account": p.company, "Email": p.email, "Phone": p.phone if i % 2 else "",
-               "Mobile": p.phone if not i % 2 else "", "Lead Status": "Open - Not Contacted", "Country": "US",
+               "Company / Account": p.company, "Email": p.email, "Phone": phone if i % 2 else "",
+               "Mobile": phone if not i % 2 else "", "Lead Status": "Open - Not Contacted", "Country": "US",
                "Website": p.website, "Lead ID": f"00Q5g00000{i:08d}"}
-        return row, _exp(p, phone=p.phone)
+        return row, _exp(p, phone=phone, region="US")
     if fmt == "pipedrive":
         work = i % 5 != 0
         row = {"Person - ID": str(i + 1), "Person - Name": f"{p.first} {p.last}", "Person - First name": p.first,
@@ -244,10 +249,12 @@ def _row(fmt: str, p: Person) -> tuple[dict[str, str], dict[str, str] | None]:
                "LinkedIn": p.linkedin, "Lead Status": "Active"}
         return row, _exp(p, phone=p.phone, linkedin=p.linkedin)
     if fmt == "outlook-de":
+        # A third written nationally, and no country column: kept as written (trimmed).
+        phone = f" 030 1234{i % 10000:04d} " if i % 3 == 0 else p.phone
         row = {"Anrede": "Herr", "Vorname": p.first, "Nachname": p.last, "Firma": p.company, "Position": p.title,
-               "Telefon geschäftlich": p.phone, "E-Mail-Adresse": p.email, "E-Mail-Typ": "SMTP",
+               "Telefon geschäftlich": phone, "E-Mail-Adresse": p.email, "E-Mail-Typ": "SMTP",
                "E-Mail: Angezeigter Name": f"{p.first} {p.last} ({p.email})", "Webseite": p.website}
-        return row, _exp(p, phone=p.phone)
+        return row, _exp(p, phone=phone)
     if fmt == "csv":
         row = {"firstName": p.first, "lastName": p.last, "email": p.email, "companyName": p.company,
                "companyDomain": f"company{i % 17}.example", "title": p.title, "linkedinUrl": p.linkedin, "notes": ""}
