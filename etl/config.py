@@ -7,6 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -76,7 +77,7 @@ def state_location(value: str) -> dict[str, Any]:
     return {"state_path": Path(value).expanduser(), "state_url": None}
 
 
-def read_toml(path: Path, what: str) -> dict[str, Any]:
+def read_toml(path: Path | Traversable, what: str) -> dict[str, Any]:
     """A user's TOML file (mapping, job), or ConfigError with one clear line saying what is wrong."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))

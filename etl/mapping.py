@@ -1,6 +1,6 @@
 """Declarative mappings: which source columns become which LeadGenius lead fields.
 
-A mapping is a TOML file (see mappings/csv.toml for a commented example). Format:
+A mapping is a TOML file (see etl/mappings/csv.toml for a commented example). Format:
 
     name = "csv"                       # optional; defaults to the file's stem
     description = "…"                  # optional, shown in reports
@@ -50,14 +50,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from etl.errors import ConfigError
 from etl.fields import LEAD_FIELD_SET, LEAD_FIELDS
 
-MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings"
-"""The repository's mappings/ directory (the package is installed editable from the repo)."""
+BUILTIN_MAPPINGS: Traversable = files("etl") / "mappings"
+"""The shipped mappings (etl/mappings/*.toml), package data: found the same way in a wheel, a zip or a checkout."""
 
 AI_NOTE_KEYS: tuple[str, ...] = ("score", "score_100", "justification", "recommendations", "sdr_synthesis")
 
@@ -146,12 +148,13 @@ class Mapping:
 
     @classmethod
     def builtin(cls, name: str) -> Mapping:
-        """One of the shipped mappings: "csv", "hubspot-csv", … (mappings/<name>.toml)."""
-        path = MAPPINGS_DIR / f"{name}.toml"
-        if not path.is_file():
-            known = builtin_names()
-            raise ConfigError(f"no built-in mapping named {name!r} (known: {', '.join(known) or 'none'})")
-        return cls.load(path)
+        """One of the shipped mappings: "csv", "hubspot-csv", … (etl/mappings/<name>.toml)."""
+        from etl.config import read_toml
+
+        resource = BUILTIN_MAPPINGS / f"{name}.toml"
+        if not resource.is_file():
+            raise ConfigError(f"no built-in mapping named {name!r} (known: {', '.join(builtin_names()) or 'none'})")
+        return cls.from_dict(read_toml(resource, "mapping file"), default_name=name, where=f"built-in mapping {name}")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, default_name: str = "mapping", where: str = "mapping") -> Mapping:
@@ -302,8 +305,10 @@ class Mapping:
 
 
 def builtin_names() -> list[str]:
-    """The shipped mappings' names (the stems of mappings/*.toml), sorted."""
-    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")) if MAPPINGS_DIR.is_dir() else []
+    """The names `Mapping.builtin` knows, sorted."""
+    if not BUILTIN_MAPPINGS.is_dir():
+        return []
+    return sorted(r.name.removesuffix(".toml") for r in BUILTIN_MAPPINGS.iterdir() if r.name.endswith(".toml"))
 
 
 def _check_target(target: str, where: str, section: str) -> None:
