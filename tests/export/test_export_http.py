@@ -112,28 +112,45 @@ def test_source_table(lg_sandbox, tmp_path: Path) -> None:
     assert read_any(tmp_path / "s.csv").height == 11
 
 
+def _page_tokens(lg_sandbox, limit: int) -> list[str]:  # type: ignore[no-untyped-def]
+    """The nextToken of every page after the first, read once with no faults (tokens depend only on the data)."""
+    tokens: list[str] = []
+    params: dict[str, str | int] = {"companyId": "company-demo", "limit": limit, "fields": "id"}
+    with httpx.Client(base_url=lg_sandbox.base_url, headers=lg_sandbox.api_key_headers(), timeout=30) as client:
+        while True:
+            body = client.get("/api/enrich-leads/list", params=params).raise_for_status().json()
+            if not body.get("nextToken"):
+                return tokens
+            tokens.append(body["nextToken"])
+            params["nextToken"] = body["nextToken"]
+
+
 def test_faults_during_paging_are_retried_and_the_export_is_exact(lg_sandbox, tmp_path: Path) -> None:
     lg_sandbox.seed("Acme Corp", n=12_345)
     # A short rate window: after a 429 the client waits for the advertised window reset (see the
     # report: with the default 60 s window a single injected 429 costs up to a minute).
     lg_sandbox.configure(rate_window_s=2)
-    # One fault in front of each next page, injected as the previous page lands: 429, 503, 500, a
-    # dropped connection, then 503 + 500 on the same page.
+    # One fault in front of pages 2-6, keyed to each page's nextToken: 429, 503, 500, a dropped
+    # connection, then 503 + 500 on the same page. Keyed to the page, not to "the next request": the
+    # export prefetches, so which request came next was a race (issue 10, item 7).
+    tokens = _page_tokens(lg_sandbox, 2000)
+    assert len(tokens) == 6
     plan = [["429"], ["503"], ["500"], ["drop"], ["503", "500"]]
-
-    def inject(event: str, n: int) -> None:
-        if plan:
-            for kind in plan.pop(0):
-                lg_sandbox.fault(kind, next=1, route=BULK)
+    for token, kinds in zip(tokens, plan, strict=False):
+        for kind in kinds:
+            lg_sandbox.fault(kind, next=1, route=BULK, query={"nextToken": token})
+    before = lg_sandbox.stats()["requests"][BULK]["200"]
 
     settings = tenant_settings(lg_sandbox.base_url, tmp_path)
-    report = export(settings, tmp_path / "f.parquet", company_id="company-demo", page_size=2000, progress=inject)
+    report = export(settings, tmp_path / "f.parquet", company_id="company-demo", page_size=2000)
     frame = read_any(tmp_path / "f.parquet")
     assert frame.height == 12_345 and frame.get_column("id").n_unique() == 12_345
-    assert report["pages"] == 7 and not plan
+    assert report["pages"] == 7
+    assert [r["fired"] for r in lg_sandbox.admin("GET", "faults")["rules"]] == [1] * 6
     by_status = report["requests"]["by_status"]
     assert (by_status["429"], by_status["503"], by_status["500"], by_status["transport_error"]) == (1, 2, 2, 1)
     assert report["requests"]["retries"] == 6
+    assert lg_sandbox.stats()["requests"][BULK]["200"] - before == 7
 
 
 def test_interrupted_export_leaves_no_file(lg_sandbox, tmp_path: Path) -> None:

@@ -155,6 +155,26 @@ def test_silent_drop_of_single_posts(lg_sandbox, http, demo) -> None:
     assert lg_sandbox.stats()["silently_dropped"] == 20 - len(first)
 
 
+def test_a_fault_keyed_to_a_query_parameter_waits_for_that_page(lg_sandbox, http, demo) -> None:
+    """`query` pins a fault to one page (its nextToken), whatever order the requests come in."""
+    lg_sandbox.seed("Acme Corp", n=25)
+    first = http.get("/api/leads", headers=demo, params={"client_id": "acme-corp", "limit": 10}).json()
+    token = first["nextToken"]
+    rule = lg_sandbox.fault("503", next=1, route="GET /api/leads", query={"nextToken": token})
+    assert rule["rule"]["query"] == {"nextToken": token}
+    lg_sandbox.fault("500", next=1, route="GET /api/leads", query={"nextToken": None})  # the first page only
+    # Other pages and the other route pass untouched, however often they are asked for before it.
+    other = http.get("/api/leads", headers=demo, params={"client_id": "acme-corp", "limit": 10, "nextToken": "x"})
+    assert other.status_code == 400  # the API's own answer to a bad token: the keyed 503 did not fire
+    assert http.get("/api/leads", headers=demo, params={"client_id": "acme-corp", "limit": 10}).status_code == 500
+    assert http.get("/api/leads", headers=demo, params={"client_id": "acme-corp", "limit": 10}).status_code == 200
+    page = {"client_id": "acme-corp", "limit": 10, "nextToken": token}
+    assert http.get("/api/leads", headers=demo, params=page).status_code == 503
+    assert http.get("/api/leads", headers=demo, params=page).status_code == 200
+    assert [r["fired"] for r in lg_sandbox.admin("GET", "faults")["rules"]] == [1, 1]
+    assert http.post("/__admin/faults", json={"kind": "500", "next": 1, "query": {"nextToken": 3}}).status_code == 400
+
+
 def test_bad_fault_rules_are_400(lg_sandbox, http) -> None:
     for body in ({"kind": "418", "next": 1}, {"kind": "500"}, {"kind": "500", "next": 1, "probability": 0.5},
                  {"kind": "500", "probability": 2}):

@@ -15,7 +15,9 @@ Admin API (`/__admin/*`: no auth, never rate-limited, never faulted, never count
   unknown keys or bad values; `rate_window_s` is a hidden knob for fast tests; `db_path` is fixed).
 - `GET|POST|DELETE /__admin/faults` — `{"kind": "429"|"500"|"503"|"drop"|"slow", "next": N}` or
   `{"kind", "probability": p, "seed": s}`, optional `"route": "POST /api/leads"` (or a bare path
-  or method), `"slow_ms"` (2000), `"retry_after"` (1). Rules are checked in order; first to fire wins.
+  or method), `"query": {"nextToken": t}` (only calls with those parameters; null = absent: a fault
+  in front of one page, not "whichever request comes next"), `"slow_ms"` (2000), `"retry_after"` (1).
+  Rules are checked in order; first to fire wins.
 - `GET /__admin/stats` -> `{"total", "requests": {"GET /api/leads": {"200": n, "drop": n}},
   "quirk_500": {quirk: n}, "injected": {kind: n}, "silently_dropped", "batch_not_persisted",
   "rate_limited"}`.

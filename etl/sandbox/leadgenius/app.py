@@ -175,7 +175,9 @@ class Runtime:
         if config.latency_ms > 0:
             await asyncio.sleep(config.latency_ms / 1000)
 
-        fault = self.faults.pick(method, template, request.url.path) if self.faults.rules else None
+        fault = (
+            self.faults.pick(method, template, request.url.path, request.query_params) if self.faults.rules else None
+        )
         if fault is not None:
             stats.injected[fault.kind] += 1
             if fault.kind == "slow":

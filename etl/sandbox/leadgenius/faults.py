@@ -4,11 +4,16 @@ Kinds: `429` (with Retry-After and X-RateLimit-* headers), `500`, `503`, `drop` 
 with no response), `slow` (sleep `slow_ms` first, then do the work and answer normally — a client
 with a shorter timeout gives up while the request is still processed: the "answer unknown" case).
 All but `slow` happen before any work, so they never change state.
+
+A rule may also name query parameters (`"query": {"nextToken": "<token>"}`; null means "absent"): it then
+fires only on calls that carry exactly those values, so a test can put a fault in front of one particular
+page, whatever order a prefetching client sends its requests in (a rule keyed to timing is a race).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +48,7 @@ class FaultRule:
     probability: float | None = None
     seed: int = 0
     route: str | None = None
+    query: dict[str, str | None] | None = None
     slow_ms: float = DEFAULT_SLOW_MS
     retry_after: int = 1
     fired: int = 0
@@ -60,6 +66,11 @@ class FaultRule:
         if self.slow_ms < 0 or self.retry_after < 1:
             raise ValueError("'slow_ms' must be >= 0 and 'retry_after' >= 1")
         self.route = _normalise_route(self.route)
+        if self.query is not None and not (
+            isinstance(self.query, dict)
+            and all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in self.query.items())
+        ):
+            raise ValueError("'query' must map parameter names to strings (or null: the parameter is absent)")
         self._rng = random.Random(f"fault:{self.seed}:{self.kind}")
 
     @classmethod
@@ -67,7 +78,7 @@ class FaultRule:
         """Build from the POST /__admin/faults body; raises ValueError with a readable message."""
         if not isinstance(body, dict):
             raise ValueError("fault body must be a JSON object")
-        known = {"kind", "next", "probability", "seed", "route", "slow_ms", "retry_after"}
+        known = {"kind", "next", "probability", "seed", "route", "query", "slow_ms", "retry_after"}
         unknown = set(body) - known
         if unknown:
             raise ValueError(f"unknown fault keys: {sorted(unknown)}")
@@ -78,13 +89,18 @@ class FaultRule:
                 probability=None if body.get("probability") is None else float(body["probability"]),
                 seed=int(body.get("seed", 0)),
                 route=body.get("route"),
+                query=body.get("query"),
                 slow_ms=float(body.get("slow_ms", DEFAULT_SLOW_MS)),
                 retry_after=int(body.get("retry_after", 1)),
             )
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc)) from None
 
-    def matches(self, method: str, template: str, path: str) -> bool:
+    def matches(self, method: str, template: str, path: str, query: Mapping[str, str] | None = None) -> bool:
+        if self.query is not None:
+            params = query or {}
+            if any(params.get(name) != value for name, value in self.query.items()):
+                return False
         if self.route is None:
             return True
         want_method, _, want_path = self.route.partition(" ")
@@ -112,6 +128,7 @@ class FaultRule:
             "probability": self.probability,
             "seed": self.seed,
             "route": self.route,
+            "query": self.query,
             "slow_ms": self.slow_ms,
             "retry_after": self.retry_after,
             "fired": self.fired,
@@ -130,9 +147,11 @@ class FaultPlan:
     def clear(self) -> None:
         self.rules.clear()
 
-    def pick(self, method: str, template: str, path: str) -> FaultRule | None:
+    def pick(
+        self, method: str, template: str, path: str, query: Mapping[str, str] | None = None
+    ) -> FaultRule | None:
         for rule in self.rules:
-            if rule.matches(method, template, path) and rule.fire():
+            if rule.matches(method, template, path, query) and rule.fire():
                 return rule
         return None
 
