@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -145,3 +146,22 @@ def state_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         return str(tmp_path / "state.db")
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+# --- shared/ beside the repository ----------------------------------------------------------
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+"""shared/ beside the repository: /work/shared through the worktrees' ../shared, and a copy beside the clone in CI."""
+
+
+@pytest.fixture(scope="session")
+def shared_seeds() -> Path:
+    """shared/seeds. Missing under CI (which lays shared/ beside the clone) is a failure; elsewhere a visible skip."""
+    seeds = SHARED / "seeds"
+    if not seeds.is_dir():
+        message = f"{seeds} not found: the seeds live in shared/ beside the repository"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return seeds

@@ -32,10 +32,9 @@ class _FakeTime:
         self.waits.append(seconds)
 
 
-def test_snippets_are_the_seed_text_with_only_the_url_swapped(lg_sandbox) -> None:
-    seed_text = Path("/work/shared/seeds/002_d6d055bc8472d98b.txt")
-    if not seed_text.exists():
-        pytest.skip("seed file not available")
+def test_snippets_are_the_seed_text_with_only_the_url_swapped(shared_seeds: Path) -> None:
+    seed_text = shared_seeds / "002_d6d055bc8472d98b.txt"
+    assert seed_text.is_file(), f"seed 002 is missing from {shared_seeds}"
     flat = {line.strip() for line in seed_text.read_text().splitlines() if line.strip()}
     for snippet in (seed_snippets._REFRESH_SNIPPET, seed_snippets._RETRY_SNIPPET):
         for line in snippet.splitlines():
