@@ -328,7 +328,7 @@ _FORMATS: list[Mapping] | None = None
 
 
 def builtin_formats() -> list[Mapping]:
-    """Every shipped mapping (mappings/*.toml), loaded once per process."""
+    """Every shipped mapping (etl/mappings/*.toml), loaded once per process."""
     global _FORMATS
     if _FORMATS is None:
         _FORMATS = [Mapping.builtin(n) for n in builtin_names()]

@@ -1,4 +1,4 @@
-"""Real export layouts (headers as the tools write them; sources cited in each mappings/*.toml)
+"""Real export layouts (headers as the tools write them; sources cited in each etl/mappings/*.toml)
 and a builder of realistic files in those layouts, with the messy values exports really hold.
 
 `build(fmt, n)` returns (header, rows, expected): `expected` is, per lead e-mail, the fields a

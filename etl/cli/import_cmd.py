@@ -64,7 +64,7 @@ def write_mapping(path: Path, mapping: Any, input_file: Path) -> None:
     p = mapping.provenance
     header = (
         f"Mapping used for {input_file.name} ({p.label if p else mapping.name}), written by leadgenius-etl.\n"
-        "Edit it and pass it back with --mapping; the format is described in mappings/csv.toml."
+        "Edit it and pass it back with --mapping; the format is described in etl/mappings/csv.toml."
     )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Real export layouts, end to end from the command line to the sandbox, with no mapping file.
 
 Each file is built from the export's real header (tests/exports.py; sources cited in
-mappings/*.toml) with the values those exports really hold: spreadsheet `'` before phones,
+etl/mappings/*.toml) with the values those exports really hold: spreadsheet `'` before phones,
 upper-case and padded e-mails, quotes and commas in names, every field quoted (HubSpot),
 cp1252 with `;` (German Outlook), report footers (Salesforce), addresses only in a secondary
 column (Apollo, Pipedrive), rows an enrichment found no e-mail for (Sales Navigator).
