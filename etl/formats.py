@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import polars as pl
 
 from etl.errors import ConfigError
+from etl.fields import LEAD_FIELDS
 from etl.mapping import Mapping, NoteColumn, Provenance, builtin_names, header_keys, normalise_header
 
 MIN_SCORE = 0.5
@@ -196,6 +197,8 @@ def guess_mapping(
             fields[target] = (col,)
             guessed[target] = "values"
             taken.add(col)
+    order = ["email", *(f for f in LEAD_FIELDS if f != "email")]
+    fields = {f: fields[f] for f in order if f in fields}  # e-mail first, then the API's field order
     constants = dict(base.constants) if base else {}
     mapping = Mapping(
         name="guessed",

@@ -159,7 +159,9 @@ def summary_table(report: RunReport) -> Any:
 
 
 def mapping_table(info: dict[str, Any]) -> Any:
-    """A rich Table of `Mapping.report_dict()`: LeadGenius field <- source column(s), a sample."""
+    """A rich Table of `Mapping.report_dict()`: LeadGenius field <- source column(s), a sample.
+    Column names and values come from the file: escaped, so `[b]` in a header is text, not markup."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_header=True, header_style="bold")
@@ -170,5 +172,13 @@ def mapping_table(info: dict[str, Any]) -> Any:
     for target, cols in (info.get("fields") or {}).items():
         how = f" (by {guessed[target]})" if target in guessed else ""
         sample = str((info.get("samples") or {}).get(target) or "")
-        table.add_row(target, ", ".join(cols) + how, sample[:60] + ("…" if len(sample) > 60 else ""))
+        sample = sample[:60] + ("…" if len(sample) > 60 else "")
+        table.add_row(escape(target), escape(", ".join(cols)) + how, escape(sample))
+    # Columns kept as labelled lines in notes, and those read to clean a field, are not dropped either.
+    note_cols = [c for n in info.get("notes") or [] for c in n["column"][:1]]
+    if note_cols:
+        table.add_row("[dim]notes, one line each[/dim]", f"[dim]{escape(', '.join(note_cols))}[/dim]", "")
+    for hint, cols in (info.get("hints") or {}).items():
+        label = "(country: phone region)" if hint == "country" else f"({hint})"
+        table.add_row(f"[dim]{escape(label)}[/dim]", f"[dim]{escape(', '.join(cols))}[/dim]", "")
     return table

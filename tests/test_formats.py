@@ -171,3 +171,18 @@ def test_a_known_layout_with_an_extra_email_column_keeps_its_format() -> None:
     m = decide(header, sample, FORMATS)
     assert m.name == "phantombuster-salesnav" and m.fields["email"] == ("Work Email (Hunter)",)
     assert m.provenance is not None and m.provenance.guessed == {"email": "values"}
+
+
+def test_the_terminal_table_shows_file_text_as_text() -> None:
+    from rich.console import Console
+
+    from etl.report import mapping_table
+
+    header = ["Name", "[bold]Email[/bold]", "[x"]
+    sample = pl.DataFrame({"Name": ["A B"], "[bold]Email[/bold]": ["a@b.com"], "[x": ["[/red]"]})
+    info = decide(header, sample, FORMATS).report_dict()
+    console = Console(record=True, width=200)
+    console.print(mapping_table(info))
+    text = console.export_text()
+    assert "[bold]Email[/bold] (by values)" in text and "a@b.com" in text
+    assert next(iter(info["fields"])) == "email"

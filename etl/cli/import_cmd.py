@@ -76,19 +76,20 @@ def write_mapping(path: Path, mapping: Any, input_file: Path) -> None:
 def show_mapping(mapping: Any) -> None:
     """The mapping on the terminal: the format, field <- column(s) with a sample, what is left."""
     from rich.console import Console
+    from rich.markup import escape
 
     from etl.report import mapping_table
 
     console = Console(file=sys.stdout)
     info = mapping.report_dict()
     how = {"detected": "detected", "guessed": "GUESSED, check it", "given": "from --mapping"}.get(info["how"], "built-in")
-    console.print(f"[bold]Format:[/bold] {info['label']} ({how})", highlight=False)
+    console.print(f"[bold]Format:[/bold] {escape(info['label'])} ({how})", highlight=False)
     console.print(mapping_table(info))
     if info["missing"]:
-        console.print(f"[yellow]expected but missing: {', '.join(info['missing'])}[/yellow]", highlight=False)
+        console.print(f"[yellow]expected but missing: {escape(', '.join(info['missing']))}[/yellow]", highlight=False)
     unmapped = info["unmapped"]
     shown = ", ".join(unmapped[:12]) + (", …" if len(unmapped) > 12 else "")
-    console.print(f"{len(unmapped)} unmapped column(s){': ' + shown if unmapped else ''}", highlight=False)
+    console.print(f"{len(unmapped)} unmapped column(s){': ' + escape(shown) if unmapped else ''}", highlight=False)
 
 
 def finish(report: RunReport, quiet: bool) -> None:
