@@ -186,3 +186,12 @@ def test_the_terminal_table_shows_file_text_as_text() -> None:
     text = console.export_text()
     assert "[bold]Email[/bold] (by values)" in text and "a@b.com" in text
     assert next(iter(info["fields"])) == "email"
+
+
+def test_headers_in_other_languages_are_guessed_by_their_synonyms() -> None:
+    header = ["Prénom", "Nom de famille", "Société", "Fonction", "Adresse de messagerie", "Titre"]
+    m = decide(header, None, FORMATS)
+    assert m.provenance is not None and m.provenance.how == "guessed"
+    assert m.fields == {"email": ("Adresse de messagerie",), "firstName": ("Prénom",),
+                        "lastName": ("Nom de famille",), "title": ("Fonction",), "companyName": ("Société",)}
+    assert m.provenance.unmapped == ("Titre",)  # Outlook's "Titre" is the salutation

@@ -8,10 +8,10 @@ import pytest
 
 from etl.errors import ConfigError
 from etl.fields import LEAD_FIELD_SET
-from etl.mapping import Mapping, normalise_header
+from etl.mapping import Mapping, builtin_names, normalise_header
 
 
-@pytest.mark.parametrize("name", ["csv", "hubspot-csv"])
+@pytest.mark.parametrize("name", builtin_names())
 def test_builtins_load_and_only_name_lead_fields(name: str) -> None:
     m = Mapping.builtin(name)
     assert m.name == name
