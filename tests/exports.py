@@ -89,12 +89,20 @@ OUTLOOK_DE = [
     "Telefon geschäftlich", "Telefon geschäftlich 2", "Mobiltelefon", "E-Mail-Adresse", "E-Mail-Typ",
     "E-Mail: Angezeigter Name", "Webseite",
 ]
+GOOGLE_CONTACTS = [
+    "First Name", "Middle Name", "Last Name", "Phonetic First Name", "Phonetic Middle Name", "Phonetic Last Name",
+    "Name Prefix", "Name Suffix", "Nickname", "File As", "Organization Name", "Organization Title",
+    "Organization Department", "Birthday", "Notes", "Photo", "Labels", "E-mail 1 - Label", "E-mail 1 - Value",
+    "E-mail 2 - Label", "E-mail 2 - Value", "Phone 1 - Label", "Phone 1 - Value",
+]
+LINKEDIN_CONNECTIONS = ["First Name", "Last Name", "URL", "Email Address", "Company", "Position", "Connected On"]
 SEEDS = ["firstName", "lastName", "email", "companyName", "companyDomain", "title", "linkedinUrl", "notes"]
 
 FORMAT_HEADERS: dict[str, list[str]] = {
     "apollo": APOLLO, "apollo-2024": APOLLO_2024, "hubspot-csv": HUBSPOT, "salesforce-leads": SALESFORCE_LEADS,
     "pipedrive": PIPEDRIVE, "zoominfo": ZOOMINFO, "phantombuster-salesnav": PHANTOMBUSTER + DROPCONTACT,
     "lemlist": LEMLIST, "instantly": INSTANTLY, "outlook-de": OUTLOOK_DE, "csv": SEEDS,
+    "google-contacts": GOOGLE_CONTACTS, "linkedin-connections": LINKEDIN_CONNECTIONS,
 }
 
 FIRST = ["Sarah", "Jürgen", "Aoife", "Mohammed", "Li", "José", "Anne-Marie", "O'Brien", "Zoë", "Raj", "Kim", "Lucas"]
@@ -255,6 +263,19 @@ def _row(fmt: str, p: Person) -> tuple[dict[str, str], dict[str, str] | None]:
                "Telefon geschäftlich": phone, "E-Mail-Adresse": p.email, "E-Mail-Typ": "SMTP",
                "E-Mail: Angezeigter Name": f"{p.first} {p.last} ({p.email})", "Webseite": p.website}
         return row, _exp(p, phone=phone)
+    if fmt == "google-contacts":
+        home = i % 4 == 0  # the work address second
+        row = {"First Name": p.first, "Last Name": p.last, "File As": f"{p.last}, {p.first}",
+               "Organization Name": p.company, "Organization Title": p.title, "Labels": "* myContacts ::: Leads",
+               "E-mail 1 - Label": "* Home" if home else "* Work", "E-mail 1 - Value": "" if home else p.email,
+               "E-mail 2 - Label": "* Work" if home else "", "E-mail 2 - Value": p.email if home else "",
+               "Phone 1 - Label": "Mobile", "Phone 1 - Value": p.phone}
+        return row, _exp(p, phone=p.phone)
+    if fmt == "linkedin-connections":
+        shared = i % 5 != 0  # most members hide their address: those rows are rejected
+        row = {"First Name": p.first, "Last Name": p.last, "URL": p.linkedin, "Email Address": p.email if shared else "",
+               "Company": p.company, "Position": p.title, "Connected On": "14 Mar 2024"}
+        return row, (_exp(p, linkedin=p.linkedin) if shared else None)
     if fmt == "csv":
         row = {"firstName": p.first, "lastName": p.last, "email": p.email, "companyName": p.company,
                "companyDomain": f"company{i % 17}.example", "title": p.title, "linkedinUrl": p.linkedin, "notes": ""}

@@ -30,6 +30,11 @@ SALESFORCE_CONTACTS = [
     "Contact Owner", "Salutation", "First Name", "Last Name", "Title", "Account Name", "Email", "Phone", "Mobile",
     "Mailing City", "Mailing State/Province", "Mailing Country", "Lead Source", "Contact ID", "Account ID",
 ]
+GOOGLE_LEGACY = [
+    "Name", "Given Name", "Additional Name", "Family Name", "Yomi Name", "Name Prefix", "Name Suffix", "Nickname",
+    "Birthday", "Notes", "Group Membership", "E-mail 1 - Type", "E-mail 1 - Value", "Phone 1 - Type",
+    "Phone 1 - Value", "Organization 1 - Type", "Organization 1 - Name", "Organization 1 - Title",
+]
 OUTLOOK_EN = [
     "First Name", "Middle Name", "Last Name", "Title", "Suffix", "Company", "Department", "Job Title",
     "Business Street", "Business City", "Business Phone", "Business Phone 2", "Mobile Phone", "E-mail Address",
@@ -45,6 +50,7 @@ OUTLOOK_EN = [
         (SALESFORCE_CONTACTS, "salesforce-contacts"),
         (OUTLOOK_EN, "outlook"),
         (PHANTOMBUSTER, "phantombuster-salesnav"),  # without Dropcontact's columns
+        (GOOGLE_LEGACY, "google-contacts-legacy"),
     ],
 )
 def test_each_real_header_is_recognised_as_its_format(header: list[str], expected: str) -> None:

@@ -81,10 +81,13 @@ def test_the_persons_own_number_wins_over_the_companys(lg_sandbox, tmp_path: Pat
     }
 
 
-@pytest.mark.xfail(strict=True, reason="phones keep the export's ' prefix until the `values` normalisation lands")
-@pytest.mark.parametrize("fmt", sorted(f for f in FORMAT_HEADERS if f not in ("csv", "phantombuster-salesnav")))
+@pytest.mark.parametrize(
+    "fmt", sorted(f for f in FORMAT_HEADERS if f not in ("csv", "phantombuster-salesnav", "linkedin-connections"))
+)
 def test_each_export_stores_the_persons_own_phone(lg_sandbox, tmp_path: Path, fmt: str) -> None:
-    # The person's number, else the company's; E.164 from `values`' normalisation.
+    # The person's number, else the company's; E.164 from `values`' normalisation (runs once it is
+    # in the tree: until then phones keep the export's ' prefix).
+    pytest.importorskip("etl.transform.values", reason="the phone normalisation (issue 11 section 3) is not here yet")
     run_format(lg_sandbox, tmp_path, fmt, n=40)
     _, _, expected = build(fmt, 40)
     leads = {lead["email"]: lead for lead in stored(lg_sandbox, "formats-co")}
