@@ -691,7 +691,9 @@ def _parse_block(
     renames = dict(zip(cnames, columns, strict=True))
     ok = df.get_column("_rule").is_null()
     good = (df if ok.all() else df.filter(ok)).select("_row", *cnames).rename(renames)
-    bad = df.filter(~ok).with_columns(_reason=reason)  # worded for the rejected rows only
+    # Worded for the rejected rows only, on contiguous columns (see `explain_rejects`: polars 2.1.0
+    # `pl.format` on the parser's multi-chunk columns, issue 10).
+    bad = df.filter(~ok).rechunk().with_columns(_reason=reason)
     if "_surplus" not in bad.columns:
         bad = bad.with_columns(_surplus=pl.concat_str([pl.col(c).fill_null("") for c in spare], separator=sep))
     # The surplus fields of a row with too many fields go into its reason, so nothing the
