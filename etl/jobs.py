@@ -8,8 +8,9 @@ Public API for orchestrators (cron, systemd, Dagster, Prefect, Airflow):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,14 +20,14 @@ import httpx
 from etl.config import Settings, check_url, read_toml
 from etl.errors import ConfigError, UsageError
 from etl.pipeline import ImportOptions, Progress, check_writable, run_import
-from etl.report import RunReport, write_json_atomic
+from etl.report import RunReport
 from etl.slug import slugify
 from etl.state import open_state
 
 MARK = "hubspot.lastmodifieddate"
 JOB_KEYS = {
     "name", "source", "path", "client", "mode", "mapping", "rate", "concurrency", "report", "rejects",
-    "strict", "full", "since", "base_url", "hubspot_base_url", "dry_run",
+    "strict", "full", "since", "base_url", "hubspot_base_url", "dry_run", "lookback", "full_every", "on_archive",
 }
 
 
@@ -50,6 +51,9 @@ class JobSpec:
     base_url: str | None = None
     hubspot_base_url: str | None = None
     dry_run: bool = False
+    lookback: str | None = None  # HubSpot: re-read this much before the mark (default 10 minutes)
+    full_every: str | None = None  # HubSpot: a scheduled run is a full one when the last was this long ago
+    on_archive: Literal["keep", "delete"] = "keep"  # HubSpot: what archived and merged-away contacts do
 
     @classmethod
     def load(cls, path: str | Path) -> JobSpec:
@@ -71,6 +75,14 @@ class JobSpec:
             raise ConfigError(f"job file {path}: mode must be insert or upsert")
         if body["source"] == "csv" and not body.get("path"):
             raise ConfigError(f"job file {path}: a csv job needs `path`")
+        if body.get("on_archive", "keep") not in ("keep", "delete"):
+            raise ConfigError(f"job file {path}: on_archive must be \"keep\" or \"delete\", not {body['on_archive']!r}")
+        for key in ("lookback", "full_every"):
+            if body.get(key) is not None:
+                try:
+                    parse_duration(str(body[key]))
+                except UsageError as exc:
+                    raise ConfigError(f"job file {path}: {key}: {exc}") from None
 
         def rel(value: Any) -> Path | None:
             return None if not value else (path.parent / str(value)).resolve()
@@ -93,6 +105,9 @@ class JobSpec:
                 base_url=body.get("base_url"),
                 hubspot_base_url=body.get("hubspot_base_url"),
                 dry_run=bool(body.get("dry_run", False)),
+                lookback=str(body["lookback"]) if body.get("lookback") is not None else None,
+                full_every=str(body["full_every"]) if body.get("full_every") else None,
+                on_archive=body.get("on_archive", "keep"),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"job file {path}: {exc}") from None
@@ -104,6 +119,23 @@ def parse_since(value: str) -> datetime:
     except ValueError:
         raise UsageError(f"--since {value!r} is not an ISO 8601 timestamp (e.g. 2026-11-01T00:00:00Z)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_S = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> timedelta:
+    """`90s`, `10m`, `2h`, `7d` (a bare number is seconds), or ISO 8601 `PT10M`."""
+    text = value.strip()
+    iso = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text, re.IGNORECASE)
+    if iso and any(iso.groups()):
+        d, h, m, s = (float(g) if g else 0.0 for g in iso.groups())
+        return timedelta(days=d, hours=h, minutes=m, seconds=s)
+    match = _DURATION.match(text)
+    if not match:
+        raise UsageError(f"{value!r} is not a duration (e.g. 90s, 10m, 2h, 7d or PT10M)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_S[(match.group(2) or "s").lower()])
 
 
 def hubspot_job_name(client: str) -> str:
@@ -118,43 +150,26 @@ async def import_hubspot(
     full: bool = False,
     since: datetime | None = None,
     mapping: Any = None,
+    lookback: timedelta | None = None,
+    full_every: timedelta | None = None,
+    on_archive: Literal["keep", "delete"] = "keep",
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """HubSpot -> LeadGenius. Reads only what changed since the job's mark unless `full`/`since`;
-    the mark advances only when every changed lead is confirmed in the target (exit code 0)."""
+    """HubSpot -> LeadGenius. Reads only what changed since the job's mark (less the lookback) unless
+    `full`/`since`/`full_every` says otherwise; see etl.hubspot_sync.sync_hubspot for the rules."""
+    from etl.hubspot_sync import DEFAULT_LOOKBACK, sync_hubspot
     from etl.mapping import Mapping
-    from etl.sources import HubSpotSource
 
     check_writable(options.report_path, options.rejects_path, options.html_path)
     if not settings.hubspot_token:
         raise UsageError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (a private-app token)")
     check_url(settings.hubspot_base_url, allow_insecure_http=settings.allow_insecure_http, what="HubSpot URL")
-    ledger = open_state(settings)
-    try:
-        stored = ledger.get_mark(job, MARK)
-        start = None if full else (since or (parse_since(stored) if stored else None))
-        source = HubSpotSource(settings.hubspot_token, settings.hubspot_base_url, since=start)
-        report = await run_import(
-            settings, source, mapping or Mapping.builtin("hubspot"), replace(options, report_path=None, job=job),
-            transport=transport, progress=progress,
-        )
-        info = report.source_info
-        info["job"] = job
-        info["mark_before"] = stored
-        info["read"] = "full" if start is None else f"changed since {start.isoformat()}"
-        info["hubspot_requests"] = source.requests
-        newest = info.get("max_modified")
-        if not options.dry_run and report.exit_code == 0 and newest and (not stored or newest > stored):
-            ledger.set_mark(job, MARK, str(newest))
-            info["mark_after"] = newest
-        else:
-            info["mark_after"] = stored
-    finally:
-        ledger.close()
-    if options.report_path:
-        write_json_atomic(options.report_path, report.to_dict())
-    return report
+    return await sync_hubspot(
+        settings, options, job=job, mapping=mapping or Mapping.builtin("hubspot"), full=full, since=since,
+        lookback=DEFAULT_LOOKBACK if lookback is None else lookback, full_every=full_every, on_archive=on_archive,
+        transport=transport, progress=progress,
+    )
 
 
 def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progress | None = None) -> RunReport:
@@ -172,8 +187,12 @@ def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progre
         if spec.source == "hubspot":
             mapping = Mapping.load(spec.mapping) if spec.mapping else None
             since = parse_since(spec.since) if spec.since else None
-            return anyio.run(lambda: import_hubspot(settings, options, job=spec.name, full=spec.full, since=since,
-                                                    mapping=mapping, progress=progress))
+            lookback = parse_duration(spec.lookback) if spec.lookback is not None else None
+            every = parse_duration(spec.full_every) if spec.full_every else None
+            return anyio.run(lambda: import_hubspot(
+                settings, options, job=spec.name, full=spec.full, since=since, mapping=mapping, lookback=lookback,
+                full_every=every, on_archive=spec.on_archive, progress=progress,
+            ))
         assert spec.path is not None
         source = CsvFileSource(spec.path)
         # As `import csv`: the export format is recognised from the headers unless the job names a mapping.

@@ -6,12 +6,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from etl.extract.csv import BATCH_ROWS
 from etl.pipeline import SourceBatch
+
+if TYPE_CHECKING:
+    from etl.extract.hubspot import ArchivedContact, Merge
 
 
 @dataclass
@@ -50,29 +53,47 @@ class CsvFileSource:
 
 @dataclass
 class HubSpotSource:
-    """HubSpot contacts (full, or changed since a high-water mark) with their primary company."""
+    """HubSpot contacts (full, or changed since a high-water mark) with their primary company.
+
+    Besides the frames it keeps what a sync acts on after the import: the archived contacts and the
+    merge survivors it read, the e-mail keys of the live contacts it read, and HubSpot's clock."""
 
     access_token: str
     host: str
     since: datetime | None = None
+    archived_since: datetime | None = None  # a full read also lists the contacts archived after it
 
     def __post_init__(self) -> None:
         from etl.extract.hubspot import HubSpotExtractor
 
         self.extractor = HubSpotExtractor(self.access_token, host=self.host)
         self.name = "hubspot" if self.since is None else "hubspot:incremental"
+        self.archived: list[ArchivedContact] = []
+        self.merges: list[Merge] = []
+        self.live_emails: list[str] = []
+        self.newest: str | None = None  # the newest lastmodifieddate read (HubSpot's ISO text)
 
     def batches(self) -> Iterator[SourceBatch]:
-        it = self.extractor.full() if self.since is None else self.extractor.changed_since(self.since)
+        from etl.extract.hubspot import iso_to_ms
+
+        ex = self.extractor
+        it = ex.full(archived_since=self.archived_since) if self.since is None else ex.changed_since(self.since)
         for batch in it:
             status = batch.frame.get_column("company_status") if batch.frame.height else None
             info: dict[str, Any] = {
-                "archived": batch.archived,
                 "company_deleted": int((status == "deleted").sum()) if status is not None else 0,
                 "no_company": int((status == "none").sum()) if status is not None else 0,
+                "refreshed_for_company": batch.refreshed,
+                "changed_companies": batch.changed_companies,
             }
             if batch.max_modified:
                 info["max_modified"] = batch.max_modified
+                if self.newest is None or iso_to_ms(batch.max_modified) > iso_to_ms(self.newest):
+                    self.newest = batch.max_modified
+            self.archived.extend(batch.archived_contacts)
+            self.merges.extend(batch.merges)
+            if batch.frame.height:
+                self.live_emails.extend(e for e in batch.frame.get_column("email").to_list() if e)
             yield SourceBatch(batch.frame, _no_rejects(batch.frame), info)
 
     @property

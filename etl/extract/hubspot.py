@@ -691,6 +691,20 @@ class HubSpotExtractor:
                 holder.rows.append(_Row(self._values(obj), primary_of[str(obj["id"])], refresh=True))
             yield from self._drain(holder, final=False)
 
+    def live_emails(self, emails: Sequence[str]) -> list[str]:
+        """Those of `emails` that a live contact has as its e-mail (search, 100 values a request)."""
+        found: list[str] = []
+        for chunk in _chunks(list(dict.fromkeys(e.strip().lower() for e in emails if e.strip())), NOT_IN_MAX):
+            body = {
+                "filterGroups": [{"filters": [{"propertyName": "email", "operator": "IN", "values": chunk}]}],
+                "properties": ["email"],
+                "limit": SEARCH_LIMIT,
+            }
+            self._pacer.wait()
+            page = self._call("search", self._search.do_search, body)
+            found.extend(str(e) for o in page.get("results") or [] if (e := (o.get("properties") or {}).get("email")))
+        return found
+
     # --- I/O helpers --------------------------------------------------------------------------
 
     def _start(self) -> None:

@@ -343,6 +343,16 @@ class LeadGeniusApi:
     async def delete_lead(self, lead_id: str) -> None:
         await self.request("DELETE", "/api/leads", params={"id": lead_id})
 
+    async def delete_leads(self, lead_ids: list[str]) -> int:
+        """The documented batch delete; its count is the server's word only (verify by re-reading)."""
+        body = await self.request("DELETE", "/api/leads", json={"ids": lead_ids})
+        return int(body.get("deleted") or 0)
+
+    @property
+    def target_id(self) -> str:
+        """Which account the ledger's rows belong to: the API root and the token's owner."""
+        return f"{self.base_url}#{self.keeper.user_id or 'unknown'}"
+
     async def find_leads(self, *, email: str, client_id: str | None = None) -> list[dict[str, Any]]:
         params = {"email": email} | ({"client_id": client_id} if client_id else {})
         body = await self.request("GET", "/api/find-lead", params=params)

@@ -118,8 +118,9 @@ class HubSpotStore:
         self._by_company: dict[int, list[int]] = {}
         self._by_company_version = -1
         self.merged: dict[int, int] = {}  # merged-away contact id -> the survivor
-        # Index lag: per record, (write time, the record as search saw it before that write), oldest
-        # first. Search shows a record as it was before its first write younger than the lag.
+        # Index lag: per record, (when the write becomes searchable, the record as search saw it
+        # before that write), oldest first. Search shows a record as it was before its first write
+        # not yet searchable. The lag is taken per write, so tests can mix lagged and prompt writes.
         self.index_lag_ms = 0
         self._unindexed: dict[tuple[str, int], list[tuple[int, Contact | Company | None]]] = {}
 
@@ -131,12 +132,13 @@ class HubSpotStore:
         if self.index_lag_ms <= 0:
             return
         old = None if record is None else copy.deepcopy(record)
-        self._unindexed.setdefault((kind, key), []).append((round(self._clock() * 1000), old))
+        visible_at = round(self._clock() * 1000) + self.index_lag_ms  # the lag at write time holds for it
+        self._unindexed.setdefault((kind, key), []).append((visible_at, old))
 
     def _prune_unindexed(self) -> None:
-        horizon = round(self._clock() * 1000) - self.index_lag_ms
+        now = round(self._clock() * 1000)
         for key in list(self._unindexed):
-            pending = [entry for entry in self._unindexed[key] if entry[0] > horizon]
+            pending = [entry for entry in self._unindexed[key] if entry[0] > now]
             if pending:
                 self._unindexed[key] = pending
             else:
@@ -611,6 +613,10 @@ class HubSpotStore:
         gone_email = gone.props.get("email")
         emails = [*listed(survivor, "hs_additional_emails"), *([gone_email] if gone_email else []),
                   *listed(gone, "hs_additional_emails")]
+        # HubSpot keeps the survivor's values, and fills the ones it lacks from the merged-away contact
+        for name, value in gone.props.items():
+            if name not in _MERGE_OWN and value not in (None, "") and not (survivor.props.get(name) or "").strip():
+                survivor.props[name] = value
         survivor.props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged_ids))
         survivor.props["hs_additional_emails"] = ";".join(dict.fromkeys(e.strip() for e in emails if e.strip())) or None
         for co in gone.companies:
@@ -841,6 +847,7 @@ class HubSpotStore:
 
 
 _READ_ONLY = frozenset({"hs_object_id", "createdate", "lastmodifieddate"})
+_MERGE_OWN = frozenset({"email", "hs_merged_object_ids", "hs_additional_emails"})
 
 
 def _object_type(name: str) -> str:

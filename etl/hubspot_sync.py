@@ -1,0 +1,329 @@
+"""HubSpot sync rules beyond reading: when a scheduled run is a full one, which archived and
+merged-away contacts are new since the last run, and what `on_archive` does with their leads.
+
+Decisions are pure (unit-tested in tests/hubspot/test_sync_rules.py); `apply_on_archive` is the
+one function here that does I/O (LeadGenius deletes, verified by re-reading).
+
+Why a memory of the contacts already handled (`GoneMemory`, kept as a mark): the archived listing
+is re-read from the mark minus the lookback, so an archive inside the lookback would count twice
+in two runs; and a survivor's `hs_merged_object_ids` lists every merge it ever took, so a survivor
+edited a month after its merge would report that merge again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import polars as pl
+
+from etl.extract.hubspot import ArchivedContact, Merge, iso_to_ms
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+    from etl.pipeline import ImportOptions
+    from etl.report import RunReport
+
+DEFAULT_LOOKBACK = timedelta(minutes=10)
+MARK_LAST_FULL = "hubspot.last_full"  # when the last full run of the job finished confirmed
+MARK_GONE = "hubspot.gone"  # GoneMemory, JSON
+DELETE_BATCH = 50  # seed 002: batch deletes of 50 ids
+VERIFY_ROUNDS = 3
+
+OnArchive = Literal["keep", "delete"]
+ON_ARCHIVE = ("keep", "delete")
+
+
+def full_reason(
+    *, forced: bool, has_mark: bool, last_full: datetime | None, every: timedelta | None, now: datetime
+) -> str | None:
+    """Why this run reads everything, or None for an incremental run (pure).
+
+    `full_every`: association switches leave no trace a search can find, so every so often a run
+    re-reads everything; the first run of a job is full anyway and counts as one.
+    """
+    if forced:
+        return "--full"
+    if not has_mark:
+        return "first run"
+    if every is not None and every > timedelta(0):
+        if last_full is None:
+            return f"full_every {every}: no full run recorded yet"
+        if now - last_full >= every:
+            return f"full_every {every}: last full run {last_full.isoformat()}"
+    return None
+
+
+def email_keys(emails: Iterable[str | None]) -> list[str]:
+    """E-mails as ledger keys (the transform's one normalisation: trim, `mailto:`, lower-case)."""
+    from etl.transform.steps import normalise_email
+
+    values = [e for e in emails if e]
+    if not values:
+        return []
+    keys = normalise_email(pl.DataFrame({"email": values}, schema={"email": pl.String}))["_key"]
+    return [k for k in keys.to_list() if k]
+
+
+@dataclass(frozen=True)
+class Gone:
+    """Contacts gone since the last run: archived ones, and merged-away ones with their survivor."""
+
+    archived: tuple[ArchivedContact, ...] = ()
+    merged: tuple[tuple[str, Merge], ...] = ()  # (merged-away id, the survivor's merge record)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "archived": len(self.archived),
+            "archived_ids": sorted((a.id for a in self.archived), key=int),
+            "merged_away": len(self.merged),
+            "merged_away_ids": sorted((m for m, _ in self.merged), key=int),
+            "merge_survivors": sorted({s.survivor for _, s in self.merged}, key=int),
+        }
+
+    def lead_keys(self, live_keys: Iterable[str]) -> dict[str, str]:
+        """Ledger key -> why it is gone, for the leads of these contacts (pure).
+
+        An archived contact's lead is found by its e-mail; a merged-away one's by the e-mails its
+        survivor took over (hs_additional_emails: HubSpot gives a merged-away id no e-mail of its
+        own). A key that is still a live contact's e-mail is never gone: two contacts may share an
+        e-mail in different case, and their one lead is the live one's too.
+        """
+        live = set(live_keys)
+        out: dict[str, str] = {}
+        for a in self.archived:
+            for key in email_keys([a.email]):
+                out.setdefault(key, f"archived contact {a.id}")
+        for merged_id, m in self.merged:
+            for key in email_keys(m.emails):
+                out.setdefault(key, f"contact {merged_id} merged into {m.survivor}")
+        return {k: why for k, why in out.items() if k not in live}
+
+
+@dataclass
+class GoneMemory:
+    """Archived and merged-away ids already reported or acted on by this job."""
+
+    archived: dict[str, int] = field(default_factory=dict)  # id -> archivedAt (ms), pruned past the lookback
+    merged: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, text: str | None) -> GoneMemory:
+        if not text:
+            return cls()
+        try:
+            raw = json.loads(text)
+            archived = {str(k): int(v) for k, v in raw.get("archived", {}).items()}
+            return cls(archived, {str(m) for m in raw.get("merged", [])})
+        except (ValueError, AttributeError, TypeError):
+            return cls()  # unreadable: report again rather than stop the job
+
+    def dump(self) -> str:
+        return json.dumps({"archived": self.archived, "merged": sorted(self.merged, key=int)}, sort_keys=True)
+
+    def select(self, archived: Sequence[ArchivedContact], merges: Sequence[Merge]) -> Gone:
+        """What is new in this run's read (pure)."""
+        new_archived = tuple(a for a in archived if a.id not in self.archived)
+        seen: set[str] = set(self.merged)
+        new_merged: list[tuple[str, Merge]] = []
+        for m in merges:
+            for merged_id in m.merged_ids:
+                if merged_id not in seen:
+                    seen.add(merged_id)
+                    new_merged.append((merged_id, m))
+        return Gone(new_archived, tuple(new_merged))
+
+    def remember(self, gone: Gone, *, horizon_ms: int) -> GoneMemory:
+        """This memory plus `gone`, forgetting archives older than `horizon_ms` (the next read starts
+        after them, so they can't come back)."""
+        archived = {i: ms for i, ms in self.archived.items() if ms >= horizon_ms}
+        for a in gone.archived:
+            archived[a.id] = iso_to_ms(a.archived_at) if a.archived_at else horizon_ms
+        return GoneMemory(archived, self.merged | {m for m, _ in gone.merged})
+
+
+def split_deletable(gone_keys: dict[str, str], created: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(key -> lead id to delete, keys kept because this job did not create their lead) (pure)."""
+    delete = {k: created[k] for k in gone_keys if k in created}
+    kept = sorted(k for k in gone_keys if k not in created)
+    return delete, kept
+
+
+@dataclass
+class DeleteResult:
+    requested: int = 0
+    deleted: int = 0
+    failed_ids: list[str] = field(default_factory=list)
+    reads: int = 0
+
+
+async def delete_verified(
+    api: Any, client_id: str, lead_ids: Sequence[str], *, company_id: str | None = None, rounds: int = VERIFY_ROUNDS
+) -> DeleteResult:
+    """Batch-delete `lead_ids` (50 a request), then re-read the client until none is left (bounded):
+    the batch endpoints' counts are the server's word only (quirk 1 seen from the delete side)."""
+    from etl.errors import ApiError
+    from etl.reconcile import read_target
+
+    result = DeleteResult(requested=len(lead_ids))
+    left = list(dict.fromkeys(lead_ids))
+    for _ in range(rounds):
+        if not left:
+            break
+        for start in range(0, len(left), DELETE_BATCH):
+            with contextlib.suppress(ApiError):  # the re-read below finds what is still there
+                await api.delete_leads(left[start : start + DELETE_BATCH])
+        snap = await read_target(api, client_id, company_id=company_id)
+        result.reads += 1
+        present = set(snap.frame.get_column("id").to_list()) if snap.leads else set()
+        left = [lid for lid in left if lid in present]
+    result.failed_ids = left
+    result.deleted = result.requested - len(left)
+    return result
+
+
+def created_by_job(ledger: Any, target: str, client_id: str, job: str, keys: Iterable[str]) -> dict[str, str]:
+    """Ledger key -> lead id, for the `keys` whose lead a run of this job created.
+
+    The ledger marks a lead `ours` when a run of ours created it, and names the last run that wrote
+    it; that run must be one of this job's. A lead created elsewhere (another job, a manual import,
+    the UI, adopted by the job's first run) is never ours to delete.
+    """
+    wanted = list(keys)
+    if not wanted:
+        return {}
+    job_runs = {r["run_id"] for r in ledger.runs(limit=1_000_000) if r.get("job") == job}
+    return {
+        str(r["key"]): str(r["lead_id"])
+        for r in ledger.rows(target, client_id, wanted)
+        if r.get("ours") and r.get("lead_id") and r.get("run_id") in job_runs
+    }
+
+
+async def sync_hubspot(
+    settings: Settings,
+    options: ImportOptions,
+    *,
+    job: str,
+    mapping: Any,
+    full: bool = False,
+    since: datetime | None = None,
+    lookback: timedelta = DEFAULT_LOOKBACK,
+    full_every: timedelta | None = None,
+    on_archive: OnArchive = "keep",
+    transport: Any = None,
+    progress: Any = None,
+) -> RunReport:
+    """One HubSpot sync run: read (full, or changed since the mark less the lookback), import, act on
+    the contacts archived or merged away since the last run, then move the marks — only when every
+    lead is confirmed, only forward, and never past HubSpot's clock at the run's start less the
+    lookback (a change indexed late is then still inside the next run's window)."""
+    from dataclasses import replace
+
+    from etl.jobs import MARK, parse_since
+    from etl.pipeline import run_import
+    from etl.sources import HubSpotSource
+    from etl.state import open_state
+
+    ledger = open_state(settings)
+    try:
+        stored_text = ledger.get_mark(job, MARK)
+        last_full_text = ledger.get_mark(job, MARK_LAST_FULL)
+        memory = GoneMemory.load(ledger.get_mark(job, MARK_GONE))
+    finally:
+        ledger.close()
+    stored = parse_since(stored_text) if stored_text else None
+    now = datetime.now(UTC)
+    reason = None if since else full_reason(
+        forced=full, has_mark=stored is not None, last_full=parse_since(last_full_text) if last_full_text else None,
+        every=full_every, now=now,
+    )
+    window = since or (stored - lookback if stored else None)  # archives and merges since then are new
+    assert settings.hubspot_token, "checked by the caller"
+    source = HubSpotSource(
+        settings.hubspot_token, settings.hubspot_base_url, since=None if reason else window,
+        archived_since=window if reason else None,
+    )
+    report = await run_import(
+        settings, source, mapping, replace(options, report_path=None, job=job), transport=transport,
+        progress=progress,
+    )
+    info = report.source_info
+    info.pop("max_modified", None)
+    server_start = source.extractor.server_time or now
+    cap = server_start - lookback
+    gone = memory.select(source.archived, source.merges) if window else Gone()
+    info.update({
+        "job": job, "mark_before": stored.isoformat() if stored else None, "lookback_s": lookback.total_seconds(),
+        "read": "full" if reason else f"changed since {window.isoformat() if window else '?'}",
+        "full_reason": reason, "hubspot_clock_at_start": server_start.isoformat(), "mark_cap": cap.isoformat(),
+        "newest_change_read": source.newest,
+        "search_per_s": source.extractor.search_per_second, "on_archive": on_archive, **gone.info(),
+        "hubspot_requests": source.requests,
+    })
+    confirmed = not options.dry_run and report.exit_code == 0
+    if confirmed and on_archive == "delete" and (gone.archived or gone.merged):
+        confirmed = await _delete_gone(settings, report, gone, source, job, transport)
+    ledger = open_state(settings)
+    try:
+        new_mark = None
+        # Everything modified before HubSpot's clock at the start, less the lookback, was indexed
+        # when this run searched (the lookback bounds the index lag), and read: that is the mark.
+        if confirmed and (stored is None or cap > stored):
+            new_mark = cap
+            ledger.set_mark(job, MARK, cap.isoformat())
+        mark = new_mark or stored
+        info["mark_after"] = mark.isoformat() if mark else None
+        if confirmed:
+            if reason:
+                ledger.set_mark(job, MARK_LAST_FULL, now.isoformat())
+            # first run: every merge already in HubSpot is history, not news
+            seen = gone if window else Gone(merged=tuple((i, m) for m in source.merges for i in m.merged_ids))
+            horizon = round(((mark or now) - lookback).timestamp() * 1000)
+            ledger.set_mark(job, MARK_GONE, memory.remember(seen, horizon_ms=horizon).dump())
+    finally:
+        ledger.close()
+    if options.report_path:
+        from etl.report import write_json_atomic
+
+        write_json_atomic(options.report_path, report.to_dict())
+    return report
+
+
+async def _delete_gone(
+    settings: Settings, report: RunReport, gone: Gone, source: Any, job: str, transport: Any
+) -> bool:
+    """on_archive = "delete": delete the leads this job created for the gone contacts, verified by
+    re-reading. Returns whether every one is gone (else the marks stay, and the next run retries)."""
+    from etl.load.api import LeadGeniusApi
+    from etl.state import open_state
+
+    info = report.source_info
+    live = set(email_keys(source.live_emails))
+    keys = gone.lead_keys(live)
+    # an e-mail a live contact still has (one not read in this run) keeps its lead
+    still_live = source.extractor.live_emails(sorted(keys))
+    keys = {k: why for k, why in keys.items() if k not in set(email_keys(still_live))}
+    client_id = str(report.client_id)
+    async with LeadGeniusApi(settings, transport=transport) as api:
+        target = api.target_id
+        ledger = open_state(settings)
+        try:
+            created = created_by_job(ledger, target, client_id, job, keys)
+        finally:
+            ledger.close()
+        delete, kept = split_deletable(keys, created)
+        result = await delete_verified(api, client_id, list(delete.values()),
+                                       company_id=report.target.get("company_id"))
+    info.update({
+        "deleted": result.deleted, "deleted_keys": sorted(delete), "delete_failed": result.failed_ids,
+        "delete_reads": result.reads, "kept_not_created_by_job": kept,
+    })
+    if result.failed_ids:
+        report.exit_code = max(report.exit_code or 0, 1)
+        return False
+    return True
