@@ -31,7 +31,7 @@ from etl.cli.common import (
     setup_logging,
 )
 from etl.cli.import_cmd import finish, import_app
-from etl.jobs import JobSpec, hubspot_job_name, import_hubspot, parse_since, run_job
+from etl.jobs import JobSpec, hubspot_job_name, import_hubspot, parse_duration, parse_since, run_job
 from etl.pipeline import ImportOptions
 from etl.state import open_state
 
@@ -43,6 +43,7 @@ def import_hubspot_cmd(
     full: Annotated[bool, typer.Option("--full", help="Read every contact, ignoring the high-water mark.")] = False,
     since: Annotated[str | None, typer.Option("--since", help="Read contacts modified since this ISO 8601 time.")] = None,
     job: Annotated[str | None, typer.Option("--job", help="State key for the high-water mark (default hubspot:<client>).")] = None,
+    lookback: Annotated[str | None, typer.Option("--lookback", metavar="DURATION", help="Re-read this much before the mark (HubSpot's search index lags): 90s, 10m, 1h. Default 10m.")] = None,
     hubspot_base_url: Annotated[str | None, typer.Option("--hubspot-base-url", envvar="HUBSPOT_BASE_URL", help="HubSpot API root.")] = None,
     mapping: MappingOpt = None,
     mode: ModeOpt = "insert",
@@ -73,9 +74,10 @@ def import_hubspot_cmd(
                             rejects_path=rejects, html_path=report_html, rate=rate, concurrency=concurrency,
                             strict=strict, job=job_name)
     start = parse_since(since) if since else None
+    back = parse_duration(lookback) if lookback is not None else None
     with open_state(settings) as lock_state, lock_state.job_lock(job_name), ProgressBar(enabled=not quiet and not dry_run) as bar:
         result = run_async(lambda: import_hubspot(settings, options, job=job_name, full=full, since=start,
-                                                  mapping=the_mapping, progress=bar))
+                                                  mapping=the_mapping, lookback=back, progress=bar))
     finish(result, quiet)
 
 
@@ -84,7 +86,8 @@ def import_hubspot_cmd(
 def sync_cmd(
     job_file: Annotated[Path, typer.Argument(help="Job file (TOML): source, client, mode, mapping, rate.")],
     dry_run: DryRunOpt = False,
-    full: Annotated[bool, typer.Option("--full", help="HubSpot jobs: ignore the high-water mark once.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="HubSpot jobs: read everything once (PUTs only for changed leads).")] = False,
+    lookback: Annotated[str | None, typer.Option("--lookback", metavar="DURATION", help="HubSpot jobs: re-read this much before the mark, overriding the job's `lookback` (default 10m).")] = None,
     quiet: QuietOpt = False,
     state: StateOpt = None,
 ) -> None:
@@ -94,6 +97,9 @@ def sync_cmd(
         spec = replace(spec, dry_run=True)
     if full:
         spec = replace(spec, full=True)
+    if lookback is not None:
+        parse_duration(lookback)  # a bad value is a usage error before anything runs
+        spec = replace(spec, lookback=lookback)
     settings = settings_from(base_url=spec.base_url, hubspot_base_url=spec.hubspot_base_url, state=state)
     setup_logging(quiet)
     with ProgressBar(enabled=not quiet and not spec.dry_run) as bar:
