@@ -141,7 +141,10 @@ def test_unwritable_outputs_fail_before_any_request(lg_sandbox, tmp_path: Path) 
 
 
 def test_credentials_lost_mid_run_exit_3_not_an_internal_error(lg_sandbox, tmp_path: Path) -> None:
-    lg_sandbox.configure(token_ttl_s=2, latency_ms=20)
+    # The token expires once the run is under way: the sandbox clock jumps past its lifetime as soon as the
+    # first lead is stored. (A 2 s wall-clock lifetime raced the CLI's start-up: on a loaded machine the token
+    # expired before the first create and nothing was stored.)
+    lg_sandbox.configure(latency_ms=20)
     tokens = lg_sandbox.login()
     (tmp_path / "auth.json").write_text(json.dumps({
         "token": tokens["accessToken"], "refresh_token": "not-a-refresh-token", "email": "demo@leadgenius.local",
@@ -150,8 +153,21 @@ def test_credentials_lost_mid_run_exit_3_not_an_internal_error(lg_sandbox, tmp_p
     env = env_for(lg_sandbox.base_url, tmp_path)
     del env["LEADGENIUS_PASSWORD"]  # nothing to log in again with once the token expires
     src = write_csv(tmp_path / "in.csv", people(300))
-    proc = cli("import", "csv", str(src), "--client", "Acme Corp", "--concurrency", "2", env=env)
-    assert_clean_failure(proc, 3, "auth login")
+    args = [sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme Corp", "--concurrency", "2"]
+    run = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not stored(lg_sandbox, "acme-corp"):
+            assert run.poll() is None, run.communicate()
+            assert time.monotonic() < deadline, "no lead stored in 120 s"
+            time.sleep(0.02)
+        lg_sandbox.admin("POST", "clock", {"advance": tokens["expiresIn"] + 60})
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert_clean_failure(subprocess.CompletedProcess(args, run.returncode, out, err), 3, "auth login")
     created = len(stored(lg_sandbox, "acme-corp"))
     assert 0 < created < 300  # it stopped mid-run
 
