@@ -12,7 +12,7 @@ import pytest
 
 dg = pytest.importorskip("dagster", reason="the Dagster extra is not installed: pip install -e '.[dagster]'")
 
-from etl.errors import ConfigError  # noqa: E402
+from etl.errors import ConfigError, JobLocked  # noqa: E402
 from etl.integrations.dagster import asset_name, job_asset, job_definitions  # noqa: E402
 from etl.state import open_state  # noqa: E402
 from tests.integration.helpers import email_counts, people, settings_for, stored, write_csv  # noqa: E402
@@ -53,38 +53,67 @@ def test_a_materialisation_runs_the_job_and_reports_its_counts(lg_sandbox, pg_ur
     assert run["run_id"] == meta["run_id"] and run["job"] == "acme-nightly"
 
 
+def job_lock_held(pg_url: str) -> bool:
+    import psycopg
+
+    from etl.state.postgres import LOCK_CLASS
+
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                           " AND classid = %s::bigint::oid AND objid = hashtext(%s)::oid",
+                           (LOCK_CLASS, "acme-nightly")).fetchone()
+    return bool(row and row[0])
+
+
 def test_two_materialisations_at_once_give_one_run_and_one_job_locked(lg_sandbox, pg_url: str, tmp_path: Path) -> None:
-    lg_sandbox.configure(latency_ms=25)  # the first run holds the lock for a few seconds
-    job = csv_job(tmp_path, 300)
-    asset = job_asset(job, settings=lambda spec: settings_for(lg_sandbox.base_url, tmp_path, state=pg_url),
-                      max_retries=0)
+    # The first run's client lookup takes 5 s, so it surely holds the job's lock while the second starts.
+    lg_sandbox.fault("slow", next=1, route="GET /api/clients", slow_ms=5000)
+    asset = job_asset(csv_job(tmp_path, 60), max_retries=0,
+                      settings=lambda spec: settings_for(lg_sandbox.base_url, tmp_path, state=pg_url))
     results: dict[str, Any] = {}
     first = threading.Thread(target=lambda: results.update(first=dg.materialize([asset], raise_on_error=False)))
     first.start()
     deadline = time.monotonic() + 60
-    while lg_sandbox.stats()["total"] == 0 and time.monotonic() < deadline:  # the first is past its lock
-        time.sleep(0.02)
+    while not job_lock_held(pg_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
     second = dg.materialize([asset], raise_on_error=False)
     first.join(120)
     assert results["first"].success and not second.success
     assert "already running" in failure_text(second) and "JobLocked" in failure_text(second)
     counts = email_counts(stored(lg_sandbox, "acme-corp"))
-    assert len(counts) == 300 and set(counts.values()) == {1}
+    assert len(counts) == 60 and set(counts.values()) == {1}
     with open_state(settings_for(lg_sandbox.base_url, tmp_path, state=pg_url)) as state:
         assert len(state.runs()) == 1  # the locked one touched nothing, not even the run history
 
 
-def test_a_locked_materialisation_retries_and_then_finds_nothing_left_to_do(lg_sandbox, pg_url: str,
-                                                                            tmp_path: Path) -> None:
+def test_a_locked_materialisation_is_retried_once_the_lock_is_free(lg_sandbox, pg_url: str, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    import etl.integrations.dagster as integration
+
     job = csv_job(tmp_path, 30)
     settings = settings_for(lg_sandbox.base_url, tmp_path, state=pg_url)
-    asset = job_asset(job, settings=settings, max_retries=20, retry_wait_s=0.5)
+    asset = job_asset(job, settings=settings, max_retries=3, retry_wait_s=0.2)
     holder = open_state(settings)
     lock = holder.job_lock("acme-nightly")
-    lock.__enter__()  # another worker holds the job
-    threading.Timer(1.5, lambda: (lock.__exit__(None, None, None), holder.close())).start()
+    lock.__enter__()  # another worker holds the job ...
+    attempts: list[str] = []
+
+    def run_job(spec: Any, settings: Any) -> Any:
+        try:
+            report = real_run_job(spec, settings)
+        except JobLocked:
+            attempts.append("locked")
+            lock.__exit__(None, None, None)  # ... and finishes after the first attempt was refused
+            holder.close()
+            raise
+        attempts.append("ran")
+        return report
+
+    real_run_job = integration.run_job
+    monkeypatch.setattr(integration, "run_job", run_job)
     result = dg.materialize([asset])
-    assert result.success and result.retry_attempts_for_node(asset.op.name) >= 1
+    assert result.success and attempts == ["locked", "ran"]
+    assert result.retry_attempts_for_node(asset.op.name) == 1
     meta = {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
     assert meta["created"] == 30 and meta["exit_code"] == 0
 
