@@ -209,3 +209,28 @@ def test_faults_given_at_start_come_back_after_reset() -> None:
             assert client.get("/api/company", headers=headers).status_code == 503
             assert client.get("/api/company", headers=headers).status_code == 200
             client.post("/__admin/reset")
+
+
+def test_batch_keep_answers_the_full_count_but_keeps_some_leads(lg_sandbox, http, demo) -> None:
+    ids = [http.post("/api/leads", headers=demo, json=new_lead(i)).json()["lead"]["id"] for i in range(10)]
+    rule = lg_sandbox.fault("batch_keep", next=1, keep_ratio=0.3, seed=7)["rule"]
+    assert rule["route"] == "DELETE /api/leads"
+    # a single-id delete is not the batch form: it neither draws the fault nor spends its `next`
+    assert http.request("DELETE", "/api/leads", params={"id": ids[0]}, headers=demo).status_code == 200
+    r = http.request("DELETE", "/api/leads", json={"ids": ids[1:]}, headers=demo)
+    assert r.status_code == 200 and r.json() == {"success": True, "deleted": 9}  # the lie
+    kept = [lead["id"] for lead in lg_sandbox.state()["leads"]]
+    assert 1 <= len(kept) < 9 and set(kept) <= set(ids[1:])
+    stats = lg_sandbox.stats()
+    assert stats["injected"]["batch_keep"] == 1 and stats["batch_delete_kept"] == len(kept)
+    # spent: the next batch delete does what it says
+    assert http.request("DELETE", "/api/leads", json={"ids": kept}, headers=demo).json()["deleted"] == len(kept)
+    assert lg_sandbox.state()["leads"] == []
+
+
+def test_batch_keep_only_applies_to_the_batch_delete(lg_sandbox, http) -> None:
+    r = http.post("/__admin/faults", json={"kind": "batch_keep", "next": 1, "route": "POST /api/leads"})
+    assert r.status_code == 400 and "DELETE /api/leads" in r.json()["error"]
+    [rule] = parse_fault_spec("next:2:batch_keep:0.25")
+    assert (rule.kind, rule.next, rule.keep_ratio, rule.route) == ("batch_keep", 2, 0.25, "DELETE /api/leads")
+    assert parse_fault_spec("slow:0.5:300")[0].slow_ms == 300.0

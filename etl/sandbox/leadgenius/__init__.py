@@ -13,14 +13,15 @@ Admin API (`/__admin/*`: no auth, never rate-limited, never faulted, never count
   `lead{start+i}@example.com`; the client is created when missing.
 - `GET /__admin/config`, `PUT /__admin/config` {partial SandboxConfig} -> full config (400 on
   unknown keys or bad values; `rate_window_s` is a hidden knob for fast tests; `db_path` is fixed).
-- `GET|POST|DELETE /__admin/faults` — `{"kind": "429"|"500"|"503"|"drop"|"slow", "next": N}` or
-  `{"kind", "probability": p, "seed": s}`, optional `"route": "POST /api/leads"` (or a bare path
+- `GET|POST|DELETE /__admin/faults` — `{"kind": "429"|"500"|"503"|"drop"|"slow"|"batch_keep", "next": N}`
+  or `{"kind", "probability": p, "seed": s}`, optional `"route": "POST /api/leads"` (or a bare path
   or method), `"query": {"nextToken": t}` (only calls with those parameters; null = absent: a fault
-  in front of one page, not "whichever request comes next"), `"slow_ms"` (2000), `"retry_after"` (1).
-  Rules are checked in order; first to fire wins.
+  in front of one page, not "whichever request comes next"), `"slow_ms"` (2000), `"retry_after"` (1),
+  `"keep_ratio"` (0.5: the share of a batch delete's leads that `batch_keep` keeps while answering
+  the full count). Rules are checked in order; first to fire wins.
 - `GET /__admin/stats` -> `{"total", "requests": {"GET /api/leads": {"200": n, "drop": n}},
   "quirk_500": {quirk: n}, "injected": {kind: n}, "silently_dropped", "batch_not_persisted",
-  "rate_limited"}`.
+  "batch_delete_kept", "rate_limited"}`.
 - `GET /__admin/state[?company_id=&client_id=]` -> `{"tenants", "clients", "leads", "source_leads"}`.
 - `POST /__admin/clock` `{"advance": seconds}` — move the sandbox clock (token expiry, rate windows).
 

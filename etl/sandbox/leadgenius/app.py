@@ -70,8 +70,9 @@ class Stats:
         self.total = 0
         self.requests: defaultdict[str, defaultdict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.quirk_500: dict[str, int] = dict.fromkeys(QUIRK_NAMES, 0)
-        self.injected: dict[str, int] = {"429": 0, "500": 0, "503": 0, "drop": 0, "slow": 0}
+        self.injected: dict[str, int] = {"429": 0, "500": 0, "503": 0, "drop": 0, "slow": 0, "batch_keep": 0}
         self.silently_dropped = 0
+        self.batch_delete_kept = 0
         self.batch_not_persisted = 0
         self.rate_limited = 0
 
@@ -83,6 +84,7 @@ class Stats:
             "injected": dict(self.injected),
             "silently_dropped": self.silently_dropped,
             "batch_not_persisted": self.batch_not_persisted,
+            "batch_delete_kept": self.batch_delete_kept,
             "rate_limited": self.rate_limited,
         }
 
@@ -95,6 +97,7 @@ class Call:
     query: QueryParams
     body: Any
     tenant: Tenant
+    fault: FaultRule | None = None  # a fault that changes how the operation is done (batch_keep)
 
     def object_body(self) -> dict[str, Any]:
         if not isinstance(self.body, dict):
@@ -182,6 +185,8 @@ class Runtime:
             stats.injected[fault.kind] += 1
             if fault.kind == "slow":
                 await asyncio.sleep(fault.slow_ms / 1000)
+            elif fault.kind == "batch_keep":
+                pass  # the handler does part of the work and answers as if it did it all
             else:
                 response = await self._inject(request, fault, auth)
                 stats.requests[key]["drop" if fault.kind == "drop" else str(response.status_code)] += 1
@@ -205,7 +210,8 @@ class Runtime:
                     )
             tenant = self._tenant(request, auth)
             body = self._parse(raw)
-            status, payload = handler(Call(request, request.query_params, body, tenant))
+            status, payload = handler(Call(request, request.query_params, body, tenant,
+                                           fault if fault is not None and fault.kind == "batch_keep" else None))
         except QuirkError as exc:
             stats.quirk_500[exc.quirk] = stats.quirk_500.get(exc.quirk, 0) + 1
             status, payload = exc.status, exc.body()
@@ -377,7 +383,14 @@ def _api_routes(rt: Runtime) -> list[Route]:
             store.delete_lead(call.tenant, lead_id)
             return 200, {"success": True}
         if isinstance(call.body, dict) and "ids" in call.body:
-            return 200, {"success": True, "deleted": store.batch_delete_leads(call.tenant, call.body["ids"])}
+            ids = call.body["ids"]
+            if call.fault is not None and isinstance(ids, list):
+                # The lie: the full count, but some of the leads stay (batch_keep fault).
+                kept = call.fault.kept(ids)
+                deleted = store.batch_delete_leads(call.tenant, [i for i in ids if i not in kept])
+                rt.stats.batch_delete_kept += len(kept)
+                return 200, {"success": True, "deleted": deleted + len(kept)}
+            return 200, {"success": True, "deleted": store.batch_delete_leads(call.tenant, ids)}
         raise MissingField("id is required", details="Pass ?id=<lead id> or a body {\"ids\": [...]}")
 
     def find_lead(call: Call) -> tuple[int, dict[str, Any]]:
