@@ -275,12 +275,12 @@ async def sync_hubspot(
         # when this run searched (the lookback bounds the index lag), and read: that is the mark.
         if confirmed and (stored is None or cap > stored):
             new_mark = cap
-            ledger.set_mark(job, MARK, cap.isoformat())
+            ledger.set_mark(job, MARK, cap.isoformat(), run_id=report.run_id)  # undo moves it back
         mark = new_mark or stored
         info["mark_after"] = mark.isoformat() if mark else None
         if confirmed:
             if reason:
-                ledger.set_mark(job, MARK_LAST_FULL, now.isoformat())
+                ledger.set_mark(job, MARK_LAST_FULL, now.isoformat(), run_id=report.run_id)
             # first run: every merge already in HubSpot is history, not news
             seen = gone if window else Gone(merged=tuple((i, m) for m in source.merges for i in m.merged_ids))
             horizon = round(((mark or now) - lookback).timestamp() * 1000)

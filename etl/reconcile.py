@@ -20,10 +20,13 @@ from etl.log import get_logger
 from etl.state import Ledger, Outcome
 
 ACKNOWLEDGED = ("created", "updated", "exists")
+# Our clock (the ledger's intent times) against the server's (createdAt): how far apart they may be.
+CLOCK_SLACK_S = 2.0
 
 
 SNAPSHOT_SCHEMA: dict[str, Any] = {
-    "id": pl.String, "createdAt": pl.String, **{f: pl.String for f in LEAD_FIELDS if f != "client_id"}
+    "id": pl.String, "createdAt": pl.String, "updatedAt": pl.String,
+    **{f: pl.String for f in LEAD_FIELDS if f != "client_id"},
 }
 
 
@@ -116,14 +119,15 @@ def extra_copies(rows: dict[str, dict[str, Any]], snap: TargetSnapshot) -> list[
         group = doubles.get(key, [])
         if not row.get("ours") or len(group) < 2 or not row.get("lead_id"):
             continue
-        intent = float(row.get("intent_at") or 0) - 2.0
+        intent = float(row.get("intent_at") or 0) - CLOCK_SLACK_S
         for lead in group:
-            if lead.get("id") != row["lead_id"] and _epoch(lead.get("createdAt")) >= intent:
+            if lead.get("id") != row["lead_id"] and epoch(lead.get("createdAt")) >= intent:
                 extras.append(lead)
     return extras
 
 
-def _epoch(value: Any) -> float:
+def epoch(value: Any) -> float:
+    """An API timestamp (ISO 8601, `Z`) as Unix seconds; 0.0 when absent or unreadable."""
     from datetime import datetime
 
     try:
@@ -175,7 +179,10 @@ async def reconcile(
                 log.warning("repair failed", key=key, reason=exc.message)
                 continue
             result.repaired += 1
-            ledger.record_outcome(target, client_id, Outcome(key, "created", str(lead.get("id"))), ours=True)
+            written = lead.get("updatedAt")
+            ledger.record_outcome(target, client_id, Outcome(key, "created", str(lead.get("id")),
+                                                             written_at=None if written is None else str(written)),
+                                  ours=True)
             row["lead_id"] = lead.get("id")
         ledger.flush()
     # The invisible-leads check (quirk 5): a one-lead listing by slug must find something.

@@ -66,6 +66,7 @@ class Loader:
         if work.height == 0:
             return self.result
         items = work.to_dicts()
+        self.ledger.record_writes(self.target, self.client_id, self.run_id, (_write_intent(it) for it in items))
         self.ledger.record_intents(
             self.target,
             self.client_id,
@@ -116,30 +117,32 @@ class Loader:
                 found = await self.api.find_leads(email=item["email"], client_id=self.client_id)
                 if found:
                     self.result.in_doubt_resolved += 1
-                    self._done(item, "created", str(found[0]["id"]), ours=True)
+                    self._done(item, "created", str(found[0]["id"]), ours=True, written_at=found[0].get("updatedAt"))
                     return
                 self.result.resent_after_doubt += 1
                 continue
             except (SkippableApiError, RetriableApiError) as exc:
                 self._failed(item, exc)
                 return
-            self._done(item, "created", str(lead.get("id")), ours=True)
+            self._done(item, "created", str(lead.get("id")), ours=True, written_at=lead.get("updatedAt"))
             return
         self._failed(item, ApiError("no answer from the target after repeated attempts"))
 
     async def _update(self, item: dict[str, Any]) -> None:
         fields = {f: item[f] for f in item["_changed"] if item.get(f) is not None}
         try:
-            await self.api.update_lead(item["_tid"], fields)
+            lead = await self.api.update_lead(item["_tid"], fields)
         except (SkippableApiError, RetriableApiError) as exc:
             self._failed(item, exc)
             return
-        self._done(item, "updated", item["_tid"])
+        self._done(item, "updated", item["_tid"], written_at=lead.get("updatedAt"))
 
-    def _done(self, item: dict[str, Any], status: str, lead_id: str, *, ours: bool = False) -> None:
-        self.ledger.record_outcome(
-            self.target, self.client_id, Outcome(item["_key"], status, lead_id, item["_hash"]), ours=ours
-        )
+    def _done(
+        self, item: dict[str, Any], status: str, lead_id: str, *, ours: bool = False, written_at: Any = None
+    ) -> None:
+        outcome = Outcome(item["_key"], status, lead_id, item["_hash"],
+                          written_at=None if written_at is None else str(written_at))
+        self.ledger.record_outcome(self.target, self.client_id, outcome, ours=ours)
         if status == "created":
             self.result.created += 1
         else:
@@ -152,3 +155,15 @@ class Loader:
         self.result.failures.append({"_row": item.get("_row"), "email": item.get("email"), "_reason": exc.message})
         self.log.warning("lead refused", row=item.get("_row"), reason=exc.message)
         self.progress("failed")
+
+
+def _write_intent(item: dict[str, Any]) -> tuple[str, str, str | None, str | None, str | None]:
+    """The write-log row of one planned send: an update keeps the before- and after-image of exactly
+    the fields it PUTs (what `undo` puts back); a create keeps nothing more than its key."""
+    if item["_action"] == "create":
+        return item["_key"], "create", None, None, None
+    target_values = json.loads(item["_before"]) if item.get("_before") else {}
+    fields = [f for f in item["_changed"] if item.get(f) is not None]
+    before = {f: target_values.get(f) for f in fields}
+    after = {f: item[f] for f in fields}
+    return item["_key"], "update", item["_tid"], json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True)

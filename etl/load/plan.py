@@ -59,8 +59,8 @@ def content_hash(frame: pl.DataFrame, columns: Iterable[str]) -> pl.Series:
 
 
 def plan(leads: pl.DataFrame, target: pl.DataFrame, ledger: pl.DataFrame, mode: Mode) -> pl.DataFrame:
-    """Add `_hash`, `_tid`, `_action` and `_changed` (the fields to PUT; empty unless an upsert
-    finds the lead in the target) to a validated lead frame.
+    """Add `_hash`, `_tid`, `_action`, `_changed` (the fields to PUT; empty unless an upsert
+    finds the lead in the target) and `_before` (an update's target values, JSON) to a validated lead frame.
 
     - not in the target: create (even if a ledger says it was created: it was silently dropped);
     - in the target, insert mode: unchanged (never a second lead, quirk 7);
@@ -99,8 +99,17 @@ def plan(leads: pl.DataFrame, target: pl.DataFrame, ledger: pl.DataFrame, mode: 
         .then(pl.lit("unchanged"))
         .otherwise(pl.lit("update"))
     )
+    # The before-image of an update: the target's values from this read, kept in the ledger before
+    # the PUT so `undo` can put them back (the loader keeps only the `_changed` fields of it).
+    before = (
+        pl.when(action == "update").then(
+            pl.struct([pl.col(_t(f)).alias(f) for f in fields if _t(f) in frame.columns]).struct.json_encode()
+        )
+        if updatable
+        else pl.lit(None, dtype=pl.String)
+    )
     keep = [c for c in frame.columns if not c.startswith("_t_") and c != "_l_hash"]
-    return frame.with_columns(_action=action).select(*keep, "_action")
+    return frame.with_columns(_action=action, _before=before).select(*keep, "_action", "_before")
 
 
 def _left_join(frame: pl.DataFrame, other: pl.DataFrame) -> pl.DataFrame:

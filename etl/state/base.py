@@ -33,14 +33,21 @@ FLUSH_AFTER_S = 0.5
 
 # (key, pending status, content hash, payload json)
 Intent = tuple[str, str, str, str | None]
+# (key, create | update, lead id, before-image json, after-image json): one row of a run's write log
+WriteIntent = tuple[str, str, str | None, str | None, str | None]
+# (run id, target, client id, key, undo status, updatedAt of the undo's own write)
+UndoMark = tuple[str, str, str, str, str, str | None]
 
 # What `state migrate` copies, table by table, in this column order (both backends share it).
 TABLES: dict[str, tuple[str, ...]] = {
     "leads": ("target", "client_id", "key", "status", "lead_id", "content_hash", "payload", "ours", "attempts",
               "error", "intent_at", "done_at", "run_id"),
     "runs": ("run_id", "command", "source", "target", "client_id", "mode", "dry_run", "job", "started_at",
-             "ended_at", "exit_code", "counts"),
+             "ended_at", "exit_code", "counts", "undo_of"),
     "marks": ("job", "name", "value", "updated_at"),
+    "writes": ("run_id", "target", "client_id", "key", "action", "lead_id", "before_image", "after_image",
+               "intent_at", "status", "written_at", "done_at", "undo_run", "undo_status", "undo_written_at"),
+    "mark_history": ("run_id", "job", "name", "before_value", "after_value", "set_at"),
 }
 
 
@@ -51,6 +58,7 @@ class Outcome:
     lead_id: str | None = None
     content_hash: str | None = None
     error: str | None = None
+    written_at: str | None = None  # the lead's updatedAt in the answer to our write (undo's conflict check)
 
 
 def chunks(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
@@ -110,7 +118,7 @@ class Ledger(ABC):
         """Buffered; flushed every FLUSH_EVERY outcomes or FLUSH_AFTER_S seconds."""
         self._pending.append(
             (outcome.status, outcome.lead_id, outcome.content_hash, int(ours), outcome.error, time.time(),
-             target, client_id, outcome.key)
+             target, client_id, outcome.key, outcome.written_at)
         )
         if len(self._pending) >= FLUSH_EVERY or time.monotonic() - self._last_flush > FLUSH_AFTER_S:
             self.flush()
@@ -119,7 +127,13 @@ class Ledger(ABC):
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        self._write_outcomes(batch)
+        # The write-log row of each outcome is the one of the run that last recorded an intent for
+        # the key (leads.run_id): reconcile's repairs (a new lead id) land on the run they repair.
+        self._write_outcomes(
+            [row[:9] for row in batch],
+            [("failed" if st == "failed" else "done", lid, written, now, t, c, k)
+             for st, lid, _h, _o, _e, now, t, c, k, written in batch],
+        )
         self._last_flush = time.monotonic()
 
     def adopt(self, target: str, client_id: str, rows: Iterable[tuple[str, str, str | None]], run_id: str) -> None:
@@ -128,12 +142,46 @@ class Ledger(ABC):
         self.flush()
         self._write_adopted([(target, client_id, k, lid, h, now, run_id) for k, lid, h in rows])
 
+    # --- the write log (what `undo` reverts) --------------------------------------
+
+    def record_writes(self, target: str, client_id: str, run_id: str, writes: Iterable[WriteIntent]) -> None:
+        """A run's write log: durable before any request goes out, so an undo knows what a killed run
+        may have written. An update keeps the before-image of the fields it PUTs (from the read that
+        planned it) and what it PUTs; a re-recorded key of the same run is replaced (back to pending)."""
+        now = time.time()
+        self._write_writes([(run_id, target, client_id, k, a, lid, b, af, now) for k, a, lid, b, af in writes])
+
+    def run_writes(self, run_id: str) -> list[dict[str, Any]]:
+        """Every write-log row of a run (TABLES["writes"] columns) plus `payload`: the create payload
+        the ledger keeps for its key."""
+        self.flush()
+        return self._run_writes(run_id)
+
+    def client_writes(self, target: str, client_id: str) -> list[dict[str, Any]]:
+        """Every run's writes to one client: run_id, key, action, lead_id, status, written_at,
+        undo_status, undo_written_at."""
+        self.flush()
+        return self._client_writes(target, client_id)
+
+    def record_undo(self, undo_run: str, rows: Iterable[UndoMark]) -> None:
+        """What an undo did (or is about to do) to each write; a given updatedAt replaces the stored one."""
+        self._write_undo([(undo_run, st, written, run_id, t, c, k) for run_id, t, c, k, st, written in rows])
+
+    def forget_undone(self, target: str, client_id: str, deleted_ids: Iterable[str],
+                      restored_keys: Iterable[str]) -> None:
+        """The per-key state forgets what an undo reverted: a deleted lead is no longer ours nor
+        acknowledged (reconcile must not re-create it); a restored lead's source hash is dropped, so
+        the next upsert compares it with the target again instead of skipping it as unchanged."""
+        self.flush()
+        self._forget_undone([(target, client_id, lid) for lid in deleted_ids],
+                            [(target, client_id, k) for k in restored_keys])
+
     # --- runs ------------------------------------------------------------------
 
     def start_run(self, *, command: str, source: str | None, target: str | None, client_id: str | None,
-                  mode: str | None, dry_run: bool, job: str | None = None) -> str:
+                  mode: str | None, dry_run: bool, job: str | None = None, undo_of: str | None = None) -> str:
         run_id = new_run_id()
-        self._insert_run((run_id, command, source, target, client_id, mode, int(dry_run), job, time.time()))
+        self._insert_run((run_id, command, source, target, client_id, mode, int(dry_run), job, time.time(), undo_of))
         return run_id
 
     def finish_run(self, run_id: str, *, exit_code: int, counts: dict[str, Any],
@@ -142,11 +190,18 @@ class Ledger(ABC):
         self._update_run((time.time(), exit_code, json.dumps(counts), target, client_id, run_id))
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        out = []
-        for rec in self._run_rows(limit):
-            rec["counts"] = json.loads(rec["counts"]) if rec["counts"] else None
-            out.append(rec)
-        return out
+        """The newest runs; each also carries `undone_by` (the newest real undo of it, or None) and
+        `undo_exit` (that undo's exit code: 0 = fully undone)."""
+        return [_decoded(rec) for rec in self._run_rows(limit)]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        rec = self._get_run(run_id)
+        return _decoded(rec) if rec else None
+
+    def last_writing_run(self) -> dict[str, Any] | None:
+        """The newest real run (not a dry run, not an undo) with a write-log row: `undo --last`."""
+        rec = self._last_writing_run()
+        return _decoded(rec) if rec else None
 
     # --- high-water marks --------------------------------------------------------
 
@@ -154,7 +209,16 @@ class Ledger(ABC):
     def get_mark(self, job: str, name: str) -> str | None: ...
 
     @abstractmethod
-    def set_mark(self, job: str, name: str, value: str) -> None: ...
+    def set_mark(self, job: str, name: str, value: str, run_id: str | None = None) -> None:
+        """Move a mark; with `run_id` also remember (mark_history) where it was before that run first
+        moved it, so an undo of the run can move it back."""
+
+    @abstractmethod
+    def delete_mark(self, job: str, name: str) -> None: ...
+
+    @abstractmethod
+    def marks_set_by(self, run_id: str) -> list[dict[str, Any]]:
+        """The marks a run moved: job, name, before_value (None: there was none), after_value."""
 
     # --- locks -------------------------------------------------------------------
 
@@ -194,10 +258,33 @@ class Ledger(ABC):
     def _write_intents(self, rows: list[tuple[Any, ...]]) -> None: ...
 
     @abstractmethod
-    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None: ...
+    def _write_outcomes(self, rows: list[tuple[Any, ...]], writes: list[tuple[Any, ...]]) -> None:
+        """`rows` for UPDATE_OUTCOMES; `writes` (status, lead id, written_at, done_at, target, client id,
+        key) for the write-log row of the run that last recorded an intent for the key."""
 
     @abstractmethod
     def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _write_writes(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _run_writes(self, run_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _client_writes(self, target: str, client_id: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def _write_undo(self, rows: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _forget_undone(self, deleted: list[tuple[Any, ...]], restored: list[tuple[Any, ...]]) -> None: ...
+
+    @abstractmethod
+    def _get_run(self, run_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def _last_writing_run(self) -> dict[str, Any] | None: ...
 
     @abstractmethod
     def _insert_run(self, row: tuple[Any, ...]) -> None: ...
@@ -210,3 +297,8 @@ class Ledger(ABC):
 
     @abstractmethod
     def _close(self) -> None: ...
+
+
+def _decoded(rec: dict[str, Any]) -> dict[str, Any]:
+    rec["counts"] = json.loads(rec["counts"]) if rec["counts"] else None
+    return rec

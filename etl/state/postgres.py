@@ -73,6 +73,39 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (job, name)
         )""",
     ],
+    # 2: undo — a per-run write log with before-images, undo statuses, mark history, runs.undo_of
+    [
+        f"""CREATE TABLE {SCHEMA}.writes (
+            run_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            action TEXT NOT NULL,                    -- create | update
+            lead_id TEXT,                            -- update: the lead planned; create: set by the outcome
+            before_image TEXT,                       -- update: JSON {{field: value before the run, null = empty}}
+            after_image TEXT,                        -- update: JSON {{field: value the run sent}}
+            intent_at DOUBLE PRECISION NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed
+            written_at TEXT,                         -- the lead's updatedAt in the answer to our write
+            done_at DOUBLE PRECISION,
+            undo_run TEXT,                           -- the undo run that last acted on this row
+            undo_status TEXT,                        -- deleting | restoring | deleted | restored | conflict | ...
+            undo_written_at TEXT,                    -- the lead's updatedAt in the answer to the undo's PUT
+            PRIMARY KEY (run_id, target, client_id, key)
+        )""",
+        f"CREATE INDEX writes_by_lead ON {SCHEMA}.writes (target, client_id, lead_id)",
+        f"""CREATE TABLE {SCHEMA}.mark_history (
+            run_id TEXT NOT NULL,
+            job TEXT NOT NULL,
+            name TEXT NOT NULL,
+            before_value TEXT,                       -- the mark before this run moved it (NULL: none)
+            after_value TEXT NOT NULL,
+            set_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (run_id, job, name)
+        )""",
+        f"ALTER TABLE {SCHEMA}.runs ADD COLUMN undo_of TEXT",  # on an undo run: the run it undoes
+        f"CREATE INDEX runs_undo_of ON {SCHEMA}.runs (undo_of)",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -115,8 +148,60 @@ ADOPT = f"""
       done_at = excluded.done_at"""
 
 INSERT_RUN = f"""
-    INSERT INTO {SCHEMA}.runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+    INSERT INTO {SCHEMA}.runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at, undo_of)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"""
+
+WRITE_INTENTS = f"""
+    INSERT INTO {SCHEMA}.writes AS w
+      (run_id, target, client_id, key, action, lead_id, before_image, after_image, intent_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (run_id, target, client_id, key) DO UPDATE SET
+      action = excluded.action, lead_id = excluded.lead_id, before_image = excluded.before_image,
+      after_image = excluded.after_image, intent_at = excluded.intent_at, status = 'pending',
+      written_at = NULL, done_at = NULL"""
+
+# The write-log row of the run that last recorded an intent for each key (leads.run_id).
+WRITE_OUTCOMES = f"""
+    UPDATE {SCHEMA}.writes AS w SET
+      status = o.status, lead_id = COALESCE(o.lead_id, w.lead_id), written_at = COALESCE(o.written_at, w.written_at),
+      done_at = o.done_at
+    FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[], %s::text[])
+         AS o(status, lead_id, written_at, done_at, target, client_id, key)
+    JOIN {SCHEMA}.leads AS l ON l.target = o.target AND l.client_id = o.client_id AND l.key = o.key
+    WHERE w.target = o.target AND w.client_id = o.client_id AND w.key = o.key AND w.run_id = l.run_id"""
+
+RUN_WRITES = f"""
+    SELECT w.*, l.payload AS payload FROM {SCHEMA}.writes w
+    LEFT JOIN {SCHEMA}.leads l ON l.target = w.target AND l.client_id = w.client_id AND l.key = w.key
+    WHERE w.run_id = %s ORDER BY w.intent_at, w.key"""
+
+CLIENT_WRITES = f"""
+    SELECT run_id, key, action, lead_id, status, written_at, undo_status, undo_written_at
+    FROM {SCHEMA}.writes WHERE target = %s AND client_id = %s"""
+
+WRITE_UNDO = f"""
+    UPDATE {SCHEMA}.writes SET undo_run = %s, undo_status = %s, undo_written_at = COALESCE(%s, undo_written_at)
+    WHERE run_id = %s AND target = %s AND client_id = %s AND key = %s"""
+
+FORGET_DELETED = f"""
+    UPDATE {SCHEMA}.leads SET status = 'undone', lead_id = NULL, content_hash = NULL, ours = 0
+    WHERE target = %s AND client_id = %s AND lead_id = %s"""
+
+FORGET_RESTORED = f"UPDATE {SCHEMA}.leads SET content_hash = NULL WHERE target = %s AND client_id = %s AND key = %s"
+
+# Each run with the newest real (not dry) undo of it and that undo's exit code.
+RUNS = f"""
+    SELECT r.*,
+      (SELECT u.run_id FROM {SCHEMA}.runs u WHERE u.undo_of = r.run_id AND u.dry_run = 0
+       ORDER BY u.started_at DESC LIMIT 1) AS undone_by,
+      (SELECT u.exit_code FROM {SCHEMA}.runs u WHERE u.undo_of = r.run_id AND u.dry_run = 0
+       ORDER BY u.started_at DESC LIMIT 1) AS undo_exit
+    FROM {SCHEMA}.runs r"""
+
+MARK_HISTORY = f"""
+    INSERT INTO {SCHEMA}.mark_history (run_id, job, name, before_value, after_value, set_at)
+    VALUES (%s, %s, %s, (SELECT value FROM {SCHEMA}.marks WHERE job = %s AND name = %s), %s, %s)
+    ON CONFLICT (run_id, job, name) DO UPDATE SET after_value = excluded.after_value, set_at = excluded.set_at"""
 
 UPDATE_RUN = f"""
     UPDATE {SCHEMA}.runs SET ended_at=%s, exit_code=%s, counts=%s, target=COALESCE(%s, target),
@@ -135,7 +220,8 @@ LOCK_HOLDER = """
       AND l.classid = %s::bigint::oid AND l.objid = hashtext(%s)::oid
     LIMIT 1"""
 
-PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name")}
+PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name"),
+                "writes": ("run_id", "target", "client_id", "key"), "mark_history": ("run_id", "job", "name")}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -253,14 +339,43 @@ class PostgresState(Ledger):
             cur.executemany(INSERT_INTENTS, rows)  # pipelined: one round trip per batch, not per row
 
     @_translated
-    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None:
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        self.conn.execute(UPDATE_OUTCOMES, columns)
+    def _write_outcomes(self, rows: list[tuple[Any, ...]], writes: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction():
+            self.conn.execute(UPDATE_OUTCOMES, [list(col) for col in zip(*rows, strict=True)])
+            self.conn.execute(WRITE_OUTCOMES, [list(col) for col in zip(*writes, strict=True)])
 
     @_translated
     def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(ADOPT, rows)
+
+    # --- the write log -------------------------------------------------------------
+
+    @_translated
+    def _write_writes(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(WRITE_INTENTS, rows)
+
+    @_translated
+    def _run_writes(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.conn.execute(RUN_WRITES, (run_id,)))
+
+    @_translated
+    def _client_writes(self, target: str, client_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.conn.execute(CLIENT_WRITES, (target, client_id)))
+
+    @_translated
+    def _write_undo(self, rows: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(WRITE_UNDO, rows)
+
+    @_translated
+    def _forget_undone(self, deleted: list[tuple[Any, ...]], restored: list[tuple[Any, ...]]) -> None:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if deleted:
+                cur.executemany(FORGET_DELETED, deleted)
+            if restored:
+                cur.executemany(FORGET_RESTORED, restored)
 
     # --- runs ------------------------------------------------------------------
 
@@ -274,8 +389,20 @@ class PostgresState(Ledger):
 
     @_translated
     def _run_rows(self, limit: int) -> list[dict[str, Any]]:
-        return self._dicts(self.conn.execute(f"SELECT * FROM {SCHEMA}.runs ORDER BY started_at DESC LIMIT %s",
-                                             (limit,)))
+        return self._dicts(self.conn.execute(f"{RUNS} ORDER BY r.started_at DESC LIMIT %s", (limit,)))
+
+    @_translated
+    def _get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._dicts(self.conn.execute(f"{RUNS} WHERE r.run_id = %s", (run_id,)))
+        return rows[0] if rows else None
+
+    @_translated
+    def _last_writing_run(self) -> dict[str, Any] | None:
+        rows = self._dicts(self.conn.execute(
+            f"""{RUNS} WHERE r.dry_run = 0 AND r.command != 'undo'
+                  AND EXISTS (SELECT 1 FROM {SCHEMA}.writes w WHERE w.run_id = r.run_id)
+                ORDER BY r.started_at DESC LIMIT 1"""))
+        return rows[0] if rows else None
 
     # --- high-water marks --------------------------------------------------------
 
@@ -285,8 +412,22 @@ class PostgresState(Ledger):
         return str(row[0]) if row else None
 
     @_translated
-    def set_mark(self, job: str, name: str, value: str) -> None:
-        self.conn.execute(SET_MARK, (job, name, value, time.time()))
+    def set_mark(self, job: str, name: str, value: str, run_id: str | None = None) -> None:
+        now = time.time()
+        with self.conn.transaction():
+            if run_id is not None:
+                self.conn.execute(MARK_HISTORY, (run_id, job, name, job, name, value, now))
+            self.conn.execute(SET_MARK, (job, name, value, now))
+
+    @_translated
+    def delete_mark(self, job: str, name: str) -> None:
+        self.conn.execute(f"DELETE FROM {SCHEMA}.marks WHERE job=%s AND name=%s", (job, name))
+
+    @_translated
+    def marks_set_by(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.conn.execute(
+            f"SELECT job, name, before_value, after_value FROM {SCHEMA}.mark_history WHERE run_id=%s ORDER BY set_at",
+            (run_id,)))
 
     # --- locks -------------------------------------------------------------------
 

@@ -62,6 +62,38 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (job, name)
         )""",
     ],
+    # 2: undo — a per-run write log with before-images, undo statuses, mark history, runs.undo_of
+    [
+        """CREATE TABLE writes (
+            run_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            action TEXT NOT NULL,                    -- create | update
+            lead_id TEXT,                            -- update: the lead planned; create: set by the outcome
+            before_image TEXT,                       -- update: JSON {field: value before the run, null = empty}
+            after_image TEXT,                        -- update: JSON {field: value the run sent}
+            intent_at REAL NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed
+            written_at TEXT,                         -- the lead's updatedAt in the answer to our write
+            done_at REAL,
+            undo_run TEXT,                           -- the undo run that last acted on this row
+            undo_status TEXT,                        -- deleting | restoring | deleted | restored | conflict | ...
+            undo_written_at TEXT,                    -- the lead's updatedAt in the answer to the undo's PUT
+            PRIMARY KEY (run_id, target, client_id, key)
+        )""",
+        "CREATE INDEX writes_by_lead ON writes (target, client_id, lead_id)",
+        """CREATE TABLE mark_history (
+            run_id TEXT NOT NULL,
+            job TEXT NOT NULL,
+            name TEXT NOT NULL,
+            before_value TEXT,                       -- the mark before this run moved it (NULL: none)
+            after_value TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            PRIMARY KEY (run_id, job, name)
+        )""",
+        "ALTER TABLE runs ADD COLUMN undo_of TEXT",  # on an undo run: the run it undoes
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -93,12 +125,59 @@ ADOPT = """
       done_at = excluded.done_at"""
 
 INSERT_RUN = """
-    INSERT INTO runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+    INSERT INTO runs (run_id, command, source, target, client_id, mode, dry_run, job, started_at, undo_of)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 
 UPDATE_RUN = """
     UPDATE runs SET ended_at=?, exit_code=?, counts=?, target=COALESCE(?, target), client_id=COALESCE(?, client_id)
     WHERE run_id=?"""
+
+WRITE_INTENTS = """
+    INSERT INTO writes (run_id, target, client_id, key, action, lead_id, before_image, after_image, intent_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (run_id, target, client_id, key) DO UPDATE SET
+      action = excluded.action, lead_id = excluded.lead_id, before_image = excluded.before_image,
+      after_image = excluded.after_image, intent_at = excluded.intent_at, status = 'pending',
+      written_at = NULL, done_at = NULL"""
+
+WRITE_OUTCOMES = """
+    UPDATE writes SET status = ?1, lead_id = COALESCE(?2, lead_id), written_at = COALESCE(?3, written_at),
+      done_at = ?4
+    WHERE target = ?5 AND client_id = ?6 AND key = ?7
+      AND run_id = (SELECT run_id FROM leads WHERE target = ?5 AND client_id = ?6 AND key = ?7)"""
+
+RUN_WRITES = """
+    SELECT w.*, l.payload AS payload FROM writes w
+    LEFT JOIN leads l ON l.target = w.target AND l.client_id = w.client_id AND l.key = w.key
+    WHERE w.run_id = ? ORDER BY w.intent_at, w.key"""
+
+CLIENT_WRITES = """
+    SELECT run_id, key, action, lead_id, status, written_at, undo_status, undo_written_at
+    FROM writes WHERE target = ? AND client_id = ?"""
+
+WRITE_UNDO = """
+    UPDATE writes SET undo_run = ?, undo_status = ?, undo_written_at = COALESCE(?, undo_written_at)
+    WHERE run_id = ? AND target = ? AND client_id = ? AND key = ?"""
+
+FORGET_DELETED = """
+    UPDATE leads SET status = 'undone', lead_id = NULL, content_hash = NULL, ours = 0
+    WHERE target = ? AND client_id = ? AND lead_id = ?"""
+
+FORGET_RESTORED = "UPDATE leads SET content_hash = NULL WHERE target = ? AND client_id = ? AND key = ?"
+
+# Each run with the newest real (not dry) undo of it and that undo's exit code.
+RUNS = """
+    SELECT r.*,
+      (SELECT u.run_id FROM runs u WHERE u.undo_of = r.run_id AND u.dry_run = 0
+       ORDER BY u.started_at DESC LIMIT 1) AS undone_by,
+      (SELECT u.exit_code FROM runs u WHERE u.undo_of = r.run_id AND u.dry_run = 0
+       ORDER BY u.started_at DESC LIMIT 1) AS undo_exit
+    FROM runs r"""
+
+MARK_HISTORY = """
+    INSERT INTO mark_history (run_id, job, name, before_value, after_value, set_at)
+    VALUES (?, ?, ?, (SELECT value FROM marks WHERE job = ? AND name = ?), ?, ?)
+    ON CONFLICT (run_id, job, name) DO UPDATE SET after_value = excluded.after_value, set_at = excluded.set_at"""
 
 SET_MARK = """
     INSERT INTO marks (job, name, value, updated_at) VALUES (?, ?, ?, ?)
@@ -175,13 +254,35 @@ class SqliteState(Ledger):
         with self._tx() as db:
             db.executemany(INSERT_INTENTS, rows)
 
-    def _write_outcomes(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_outcomes(self, rows: list[tuple[Any, ...]], writes: list[tuple[Any, ...]]) -> None:
         with self._tx() as db:
             db.executemany(UPDATE_OUTCOMES, rows)
+            db.executemany(WRITE_OUTCOMES, writes)
 
     def _write_adopted(self, rows: list[tuple[Any, ...]]) -> None:
         with self._tx() as db:
             db.executemany(ADOPT, rows)
+
+    # --- the write log -------------------------------------------------------------
+
+    def _write_writes(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(WRITE_INTENTS, rows)
+
+    def _run_writes(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.db.execute(RUN_WRITES, (run_id,)))
+
+    def _client_writes(self, target: str, client_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.db.execute(CLIENT_WRITES, (target, client_id)))
+
+    def _write_undo(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(WRITE_UNDO, rows)
+
+    def _forget_undone(self, deleted: list[tuple[Any, ...]], restored: list[tuple[Any, ...]]) -> None:
+        with self._tx() as db:
+            db.executemany(FORGET_DELETED, deleted)
+            db.executemany(FORGET_RESTORED, restored)
 
     # --- runs ------------------------------------------------------------------
 
@@ -192,7 +293,18 @@ class SqliteState(Ledger):
         self.db.execute(UPDATE_RUN, row)
 
     def _run_rows(self, limit: int) -> list[dict[str, Any]]:
-        return self._dicts(self.db.execute("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,)))
+        return self._dicts(self.db.execute(f"{RUNS} ORDER BY r.started_at DESC LIMIT ?", (limit,)))
+
+    def _get_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self._dicts(self.db.execute(f"{RUNS} WHERE r.run_id = ?", (run_id,)))
+        return rows[0] if rows else None
+
+    def _last_writing_run(self) -> dict[str, Any] | None:
+        rows = self._dicts(self.db.execute(
+            f"""{RUNS} WHERE r.dry_run = 0 AND r.command != 'undo'
+                  AND EXISTS (SELECT 1 FROM writes w WHERE w.run_id = r.run_id)
+                ORDER BY r.started_at DESC LIMIT 1"""))
+        return rows[0] if rows else None
 
     # --- high-water marks --------------------------------------------------------
 
@@ -200,8 +312,19 @@ class SqliteState(Ledger):
         row = self.db.execute("SELECT value FROM marks WHERE job=? AND name=?", (job, name)).fetchone()
         return str(row[0]) if row else None
 
-    def set_mark(self, job: str, name: str, value: str) -> None:
-        self.db.execute(SET_MARK, (job, name, value, time.time()))
+    def set_mark(self, job: str, name: str, value: str, run_id: str | None = None) -> None:
+        now = time.time()
+        with self._tx() as db:
+            if run_id is not None:
+                db.execute(MARK_HISTORY, (run_id, job, name, job, name, value, now))
+            db.execute(SET_MARK, (job, name, value, now))
+
+    def delete_mark(self, job: str, name: str) -> None:
+        self.db.execute("DELETE FROM marks WHERE job=? AND name=?", (job, name))
+
+    def marks_set_by(self, run_id: str) -> list[dict[str, Any]]:
+        return self._dicts(self.db.execute(
+            "SELECT job, name, before_value, after_value FROM mark_history WHERE run_id=? ORDER BY set_at", (run_id,)))
 
     # --- locks -------------------------------------------------------------------
 

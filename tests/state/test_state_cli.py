@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from etl.state.base import TABLES
+from etl.state.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from tests.pg_server import PASSWORD
 from tests.state.test_sqlite_state import old_db
 
@@ -61,7 +63,7 @@ def test_migrate_sqlite_to_postgresql_and_back_keeps_every_row(pg_url: str, tmp_
     assert moved.returncode == 0, moved.stderr
     assert "copied 12 leads, 1 runs, 1 marks" in moved.stdout and PASSWORD not in moved.stdout
     info = cli("state", "info", state=pg_url)
-    assert "schema version 1, 12 leads, 1 runs, 1 marks" in info.stdout, info.stderr
+    assert f"schema version {SQLITE_SCHEMA}, 12 leads, 1 runs, 1 marks" in info.stdout, info.stderr
     # a second copy into the same, now non-empty, destination is refused unless --merge
     assert "--merge" in one_line_error(cli("state", "migrate", "--to", pg_url, state=str(laptop)), 2)
     assert cli("state", "migrate", "--to", pg_url, "--merge", state=str(laptop)).returncode == 0
@@ -76,7 +78,7 @@ def test_migrate_sqlite_to_postgresql_and_back_keeps_every_row(pg_url: str, tmp_
         finally:
             db.close()
 
-    for table in ("leads", "runs", "marks"):
+    for table in TABLES:
         assert rows(back, table) == rows(laptop, table), table
     runs = cli("runs", "--json", state=str(back))
     assert json.loads(runs.stdout.splitlines()[0])["counts"]["confirmed"] == 12
