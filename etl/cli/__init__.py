@@ -9,7 +9,7 @@ from etl.cli.app import app
 # Each module registers its commands on `app` when imported.
 _COMMAND_MODULES = ("etl.cli.sandbox_cmd", "etl.cli.auth_cmd", "etl.cli.import_cmd", "etl.cli.import_lg_cmd",
                     "etl.cli.export_cmd", "etl.cli.reconcile_cmd", "etl.cli.sync_cmd",
-                    "etl.cli.state_cmd")
+                    "etl.cli.state_cmd", "etl.cli.undo_cmd")
 
 for _name in _COMMAND_MODULES:
     try:

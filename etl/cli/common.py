@@ -109,7 +109,7 @@ class ProgressBar:
         if event == "planned":  # the sends a batch needs: the bar's total grows batch by batch
             self._progress.update(self._task, total=self.seen["planned"])
             return
-        done = sum(self.seen.get(k, 0) for k in ("created", "updated", "failed", "exported"))
+        done = sum(self.seen.get(k, 0) for k in ("created", "updated", "failed", "exported", "deleted", "restored"))
         task = self._progress.tasks[0]
         speed = f"{task.speed or 0:.1f}/s"
         extra = " ".join(f"{k}={v}" for k, v in self.seen.items() if k not in ("extracted", "planned"))

@@ -94,12 +94,28 @@ def runs_cmd(
     from rich.table import Table
 
     table = Table(title=f"runs in {describe_state(settings)}")
-    for col in ("started (UTC)", "command", "source", "client", "mode", "new", "upd", "fail", "exit"):
+    table.add_column("run id", no_wrap=True)
+    for col in ("started (UTC)", "command", "source", "client", "mode", "new", "upd", "fail", "exit", "undone"):
         table.add_column(col, overflow="fold")
     for r in rows:
         c = r["counts"] or {}
         started = datetime.fromtimestamp(r["started_at"], UTC).strftime("%m-%d %H:%M:%S")
-        table.add_row(started, r["command"] + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
-                      r["client_id"] or "", r["mode"] or "", str(c.get("created", "")), str(c.get("updated", "")),
-                      str(c.get("failed", "")), "" if r["exit_code"] is None else str(r["exit_code"]))
+        if r["command"] == "undo":
+            command = f"undo {r['undo_of']}"
+            new, upd = str(c.get("deleted", "")), str(c.get("restored", ""))
+        else:
+            command, new, upd = r["command"], str(c.get("created", "")), str(c.get("updated", ""))
+        table.add_row(r["run_id"], started, command + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
+                      r["client_id"] or "", r["mode"] or "", new, upd, str(c.get("failed", "")),
+                      "" if r["exit_code"] is None else str(r["exit_code"]), _undone(r))
     Console(file=sys.stdout).print(table)
+
+
+def _undone(run: dict[str, object]) -> str:
+    """Whether a run was undone: by which undo, and whether that undo left something (exit != 0)."""
+    if not run.get("undone_by"):
+        return ""
+    if run.get("undo_exit") == 0:
+        return f"yes ({run['undone_by']})"
+    state = "in progress or killed" if run.get("undo_exit") is None else "partly"
+    return f"{state} ({run['undone_by']})"
