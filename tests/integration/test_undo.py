@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.cli_helpers import assert_no_secret
+from tests.hubspot.conftest import _hs_server, hs_sandbox  # noqa: F401 - fixtures
 from tests.integration.helpers import people, stored, write_csv
 from tests.integration.test_cli import assert_clean_failure, cli, env_for
 
@@ -242,6 +243,7 @@ def _kill_when(proc: subprocess.Popen[bytes], done: Any, timeout: float = 60) ->
     assert proc.wait() == -signal.SIGKILL, "finished before it could be killed"
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_import_then_undo_leaves_no_lead_of_that_run(lg_sandbox, tmp_path: Path) -> None:
     env = env_for(lg_sandbox.base_url, tmp_path)
     seed_bystanders(lg_sandbox)
@@ -260,6 +262,7 @@ def test_kill_minus_9_mid_import_then_undo_leaves_no_lead_of_that_run(lg_sandbox
     assert report["counts"]["deleted"] >= landed and report["counts"]["not_written"] > 0
 
 
+@pytest.mark.slow
 def test_kill_minus_9_mid_undo_then_undo_again_finishes_exact(lg_sandbox, tmp_path: Path) -> None:
     env = env_for(lg_sandbox.base_url, tmp_path)
     seed_bystanders(lg_sandbox)
@@ -302,3 +305,53 @@ def test_requests_per_deleted_lead_stay_near_the_batch_floor(lg_sandbox, tmp_pat
     # 10 batch deletes of 50, one read to plan and one to verify, the company, a login at most
     assert report["counts"]["deleted"] == 500 and sent <= 10 + 2 + 2 + 1
     assert sent / 500 <= 0.05 and report["requests"]["total"] <= sent
+
+
+def test_a_sync_run_undone_then_synced_again_brings_the_leads_back(lg_sandbox, hs_sandbox, tmp_path: Path) -> None:
+    from tests.integration.test_hubspot_import import touch_changed
+
+    hs_sandbox.seed(60, seed=3, adversarial=False)
+    job = tmp_path / "job.toml"
+    # no lookback: the next read starts exactly at the mark, so only a mark moved back re-reads the run
+    job.write_text('[job]\nname = "nightly"\nsource = "hubspot"\nclient = "HubSpot Leads"\nmode = "upsert"\n'
+                   'lookback = "0s"\n')
+    env = env_for(lg_sandbox.base_url, tmp_path, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
+                  HUBSPOT_BASE_URL=hs_sandbox.base_url)
+
+    def sync() -> str:
+        proc = cli("sync", str(job), "-q", env=env)
+        assert proc.returncode == 0, proc.stderr
+        newest = json.loads(cli("runs", "--json", "--limit", "1", env=env).stdout.splitlines()[0])
+        assert newest["job"] == "nightly"
+        run_id: str = newest["run_id"]
+        return run_id
+
+    def by_email() -> dict[str, dict[str, Any]]:
+        skip = ("id", "createdAt", "updatedAt")
+        return {lead["email"]: {k: v for k, v in lead.items() if k not in skip}
+                for lead in stored(lg_sandbox, "hubspot-leads")}
+
+    sync()
+    after_first = everything(lg_sandbox)
+    old_ids = [c["id"] for c in hs_sandbox.state()["contacts"] if not c["archived"]][:12]
+    new = [{"properties": {"email": f"new{i}@example.com", "firstname": "New", "lastname": f"Contact{i}",
+                           "jobtitle": "Buyer"}} for i in range(8)]
+    hs_sandbox.admin("POST", "contacts", {"inputs": new})
+    touched = touch_changed(hs_sandbox, ids=old_ids, seed=4)
+    assert touched
+    second = sync()
+    synced = by_email()
+    assert len(synced) == len(after_first) + 8
+
+    proc, report = undo(env, tmp_path, second)
+    assert proc.returncode == 0, proc.stderr
+    assert report["counts"]["deleted"] == 8 and report["counts"]["restored"] == len(touched), report
+    [mark] = [m for m in report["marks"] if m["name"] == "hubspot.lastmodifieddate"]
+    assert mark["job"] == "nightly" and mark["to"] < mark["from"]
+    assert without_stamps(everything(lg_sandbox)) == without_stamps(after_first)
+
+    third = sync()  # the mark is back where the undone run started: the same changes are read again
+    assert third != second and by_email() == synced
+    runs = {json.loads(line)["run_id"]: json.loads(line) for line in cli("runs", "--json", env=env).stdout.splitlines()}
+    assert runs[third]["counts"]["created"] == 8 and runs[third]["counts"]["updated"] == len(touched)
+    assert runs[second]["undone_by"] and runs[second]["undo_exit"] == 0
