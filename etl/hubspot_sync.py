@@ -12,7 +12,6 @@ edited a month after its merge would report that merge again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 DEFAULT_LOOKBACK = timedelta(minutes=10)
 MARK_LAST_FULL = "hubspot.last_full"  # when the last full run of the job finished confirmed
 MARK_GONE = "hubspot.gone"  # GoneMemory, JSON
-DELETE_BATCH = 50  # seed 002: batch deletes of 50 ids
 VERIFY_ROUNDS = 3
 
 OnArchive = Literal["keep", "delete"]
@@ -162,21 +160,21 @@ class DeleteResult:
 
 
 async def delete_verified(
-    api: Any, client_id: str, lead_ids: Sequence[str], *, company_id: str | None = None, rounds: int = VERIFY_ROUNDS
+    api: Any, client_id: str, lead_ids: Sequence[str], *, company_id: str | None = None,
+    rounds: int = VERIFY_ROUNDS, concurrency: int = 8,
 ) -> DeleteResult:
-    """Batch-delete `lead_ids` (50 a request), then re-read the client until none is left (bounded):
-    the batch endpoints' counts are the server's word only (quirk 1 seen from the delete side)."""
-    from etl.errors import ApiError
+    """Delete `lead_ids` with undo's batch deleter (50 a request, several in flight), then re-read
+    the client and delete again what is still there (bounded): the batch endpoints' counts are the
+    server's word only (quirk 1 seen from the delete side)."""
     from etl.reconcile import read_target
+    from etl.undo import _delete
 
     result = DeleteResult(requested=len(lead_ids))
     left = list(dict.fromkeys(lead_ids))
     for _ in range(rounds):
         if not left:
             break
-        for start in range(0, len(left), DELETE_BATCH):
-            with contextlib.suppress(ApiError):  # the re-read below finds what is still there
-                await api.delete_leads(left[start : start + DELETE_BATCH])
+        await _delete(api, left, concurrency, None)
         snap = await read_target(api, client_id, company_id=company_id)
         result.reads += 1
         present = set(snap.frame.get_column("id").to_list()) if snap.leads else set()
@@ -187,21 +185,29 @@ async def delete_verified(
 
 
 def created_by_job(ledger: Any, target: str, client_id: str, job: str, keys: Iterable[str]) -> dict[str, str]:
-    """Ledger key -> lead id, for the `keys` whose lead a run of this job created.
+    """Ledger key -> lead id, for the `keys` whose lead a run of this job created (pure over the
+    state's write log: a `create` a run of this job made, done, and not undone since).
 
-    The ledger marks a lead `ours` when a run of ours created it, and names the last run that wrote
-    it; that run must be one of this job's. A lead created elsewhere (another job, a manual import,
-    the UI, adopted by the job's first run) is never ours to delete.
+    A lead created elsewhere (another job, a manual import, the UI, adopted by the job's first run,
+    then only updated by it) is never this job's to delete.
     """
-    wanted = list(keys)
+    wanted = set(keys)
     if not wanted:
         return {}
-    job_runs = {r["run_id"] for r in ledger.runs(limit=1_000_000) if r.get("job") == job}
-    return {
-        str(r["key"]): str(r["lead_id"])
-        for r in ledger.rows(target, client_id, wanted)
-        if r.get("ours") and r.get("lead_id") and r.get("run_id") in job_runs
-    }
+    jobs: dict[str, str | None] = {}
+    out: dict[str, str] = {}
+    for w in ledger.client_writes(target, client_id):
+        if w["key"] not in wanted or w.get("action") != "create" or w.get("status") != "done" or not w.get("lead_id"):
+            continue
+        if w.get("undo_status") in ("deleted", "already_gone"):
+            continue
+        run_id = str(w["run_id"])
+        if run_id not in jobs:
+            run = ledger.get_run(run_id)
+            jobs[run_id] = run.get("job") if run else None
+        if jobs[run_id] == job:
+            out[str(w["key"])] = str(w["lead_id"])
+    return out
 
 
 async def sync_hubspot(
@@ -319,6 +325,12 @@ async def _delete_gone(
         delete, kept = split_deletable(keys, created)
         result = await delete_verified(api, client_id, list(delete.values()),
                                        company_id=report.target.get("company_id"))
+        gone_ids = [lid for lid in delete.values() if lid not in set(result.failed_ids)]
+        ledger = open_state(settings)
+        try:  # no longer ours nor expected: reconcile must not bring them back
+            ledger.forget_undone(target, client_id, gone_ids, [])
+        finally:
+            ledger.close()
     info.update({
         "deleted": result.deleted, "deleted_keys": sorted(delete), "delete_failed": result.failed_ids,
         "delete_reads": result.reads, "kept_not_created_by_job": kept,
