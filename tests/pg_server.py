@@ -49,7 +49,10 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """durable=False (tests): no fsync, commits not waited for. The benchmark uses durable=True: every
+        commit waits for its WAL flush, as a production server does."""
+        self.durable = durable
         self.bin = find_bin_dir()
         self.as_other_user = os.geteuid() == 0
         # Not under pytest's tmp_path: its parent is 0700 root, which `nobody` cannot enter.
@@ -76,8 +79,9 @@ class PostgresServer:
                          "--locale=C")
         if init.returncode:
             raise PostgresUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
-        opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts,
                             "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start")
         if started.returncode:

@@ -113,3 +113,20 @@ def test_a_killed_holder_releases_its_lock(state_db: str, tmp_path: Path) -> Non
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_a_key_twice_in_one_batch_ends_as_if_written_one_by_one(state_db: str) -> None:
+    """SQLite applies a batch row by row; PostgreSQL merges it into one statement: the same end state."""
+    with open_state(settings_at(state_db)) as state:
+        state.record_intents("t", "c", "r1", [("a", "pending_create", "h1", '{"v": 1}'),
+                                              ("a", "pending_create", "h2", '{"v": 2}')])
+        state.record_outcome("t", "c", Outcome("a", "failed", error="timeout"))
+        state.record_outcome("t", "c", Outcome("a", "created", "L-a", "h2"), ours=True)
+        state.record_outcome("t", "c", Outcome("a", "created", None, None))
+        state.flush()
+        state.adopt("t", "c", [("b", "L-b1", "x"), ("b", "L-b2", None)], "r1")
+        rows = {r["key"]: r for r in state.rows("t", "c")}
+    a, b = rows["a"], rows["b"]
+    assert (a["status"], a["lead_id"], a["content_hash"], a["ours"], a["attempts"], a["error"], a["payload"]) == (
+        "created", "L-a", "h2", 1, 3, None, '{"v": 2}')
+    assert (b["status"], b["lead_id"], b["content_hash"]) == ("exists", "L-b2", "x")
