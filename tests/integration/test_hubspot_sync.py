@@ -314,3 +314,24 @@ def test_a_25k_change_sync_under_the_search_limit_trips_no_unrecovered_429(
         assert len(stored(lg_sandbox, CLIENT)) == report.counts.confirmed == 25_000
     print(f"\n25k-change sync ({'dry run' if dry_run else 'real'}): {duration:.1f} s, {sum(searches.values())} "
           f"searches, {searches.get('429', 0)} search 429s, {report.source_info['hubspot_requests']}")
+
+
+def test_delete_never_takes_the_lead_of_a_live_contact_sharing_the_email(lg_sandbox, hs_sandbox, tmp_path) -> None:
+    ids = make_contacts(hs_sandbox, 6)
+    twin = hs_sandbox.admin("POST", "contacts", {"inputs": [
+        {"properties": {"firstname": "Twin", "lastname": "Same", "email": "P0@PEOPLE.EXAMPLE"}}
+    ]})["ids"][0]  # the same e-mail as contact ids[0], other case: one lead for both
+    time.sleep(3.2)  # with a 1 s lookback, the second run does not read the twin again (see above)
+    sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete", lookback="1s")
+    assert len(stored(lg_sandbox, CLIENT)) == 6
+    client = hs_sandbox.client()
+    client.crm.contacts.basic_api.archive(ids[0])  # the twin stays live, and is not modified
+    client.crm.contacts.basic_api.archive(ids[1])
+
+    report = sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete", lookback="1s")
+
+    assert report.counts.extracted == 0  # the twin was not read: only HubSpot's search can tell it lives
+    emails = {lead["email"] for lead in stored(lg_sandbox, CLIENT)}
+    assert "p0@people.example" in emails and "p1@people.example" not in emails
+    assert report.source_info["deleted"] == 1 and report.source_info["archived"] == 2
+    assert twin not in report.source_info["archived_ids"]
