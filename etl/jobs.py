@@ -28,6 +28,7 @@ MARK = "hubspot.lastmodifieddate"
 JOB_KEYS = {
     "name", "source", "path", "client", "mode", "mapping", "rate", "concurrency", "report", "rejects",
     "strict", "full", "since", "base_url", "hubspot_base_url", "dry_run", "lookback", "full_every", "on_archive",
+    "default_region",
 }
 
 
@@ -54,6 +55,7 @@ class JobSpec:
     lookback: str | None = None  # HubSpot: re-read this much before the mark (default 10 minutes)
     full_every: str | None = None  # HubSpot: a scheduled run is a full one when the last was this long ago
     on_archive: Literal["keep", "delete"] = "keep"  # HubSpot: what archived and merged-away contacts do
+    default_region: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> JobSpec:
@@ -108,9 +110,22 @@ class JobSpec:
                 lookback=str(body["lookback"]) if body.get("lookback") is not None else None,
                 full_every=str(body["full_every"]) if body.get("full_every") else None,
                 on_archive=body.get("on_archive", "keep"),
+                default_region=_region(body.get("default_region"), path),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"job file {path}: {exc}") from None
+
+
+def _region(value: Any, path: Path) -> str | None:
+    """The job file's `default_region` as a region code; `ConfigError` naming the file otherwise."""
+    from etl.transform.values import region_option
+
+    if value is None:
+        return None
+    try:
+        return region_option(str(value))
+    except UsageError as exc:
+        raise ConfigError(f"job file {path}: default_region: {exc}") from None
 
 
 def parse_since(value: str) -> datetime:
@@ -182,6 +197,7 @@ def run_job(spec: JobSpec, settings: Settings | None = None, *, progress: Progre
     options = ImportOptions(
         client=spec.client, mode=spec.mode, dry_run=spec.dry_run, report_path=spec.report,
         rejects_path=spec.rejects, rate=spec.rate, concurrency=spec.concurrency, strict=spec.strict, job=spec.name,
+        default_region=spec.default_region,
     )
     with open_state(settings) as state, state.job_lock(spec.name):
         if spec.source == "hubspot":

@@ -103,6 +103,8 @@ class ImportOptions:
     strict: bool = False
     job: str | None = None
     repair_rounds: int = 5
+    default_region: str | None = None
+    """Phone numbers without `+` are read in this region where the row names no country."""
 
 
 Progress = Callable[[str, int], None]  # (event, n): "extracted", "created", "updated", "failed", …
@@ -162,7 +164,7 @@ async def run_import(
                 # check of its leads (a superset of what dedupe keeps) costs about a third of
                 # the transform, and on the consuming thread it held back the next batches
                 # (~0.5 s of a 1M-row dry run).
-                result = transform(batch.frame, mapping, slug)
+                result = transform(batch.frame, mapping, slug, default_region=options.default_region)
                 validate_leads(result.leads)
                 return result
 

@@ -37,6 +37,14 @@ HtmlOpt = Annotated[Path | None, typer.Option("--report-html", help="Write a sel
 RateOpt = Annotated[float | None, typer.Option("--rate", help="Cap requests per minute (default: learn it).")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Requests in flight.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when any row was rejected.")]
+DefaultRegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--default-region",
+        help="Read phone numbers written without + in this country (US, GB, DE, Germany, …) when the row's "
+        "country column gives none; they are stored as E.164 (+14155550100).",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")]
 
 

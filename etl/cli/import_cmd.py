@@ -14,6 +14,7 @@ from etl.cli.common import (
     AuthFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    DefaultRegionOpt,
     DryRunOpt,
     HtmlOpt,
     InsecureOpt,
@@ -130,6 +131,7 @@ def import_csv(
     rate: RateOpt = None,
     concurrency: ConcurrencyOpt = 8,
     strict: StrictOpt = False,
+    default_region: DefaultRegionOpt = None,
     quiet: QuietOpt = False,
     base_url: BaseUrlOpt = None,
     auth_file: AuthFileOpt = None,
@@ -147,6 +149,7 @@ def import_csv(
     Salesforce, Pipedrive, ZoomInfo, Sales Navigator, lemlist, Instantly, Outlook, the seeds'
     own) is recognised from the headers; the mapping used is shown before the run."""
     from etl.sources import CsvFileSource
+    from etl.transform.values import region_option
 
     source = CsvFileSource(file, batch_rows)
     the_mapping = csv_mapping(source, mapping)
@@ -157,6 +160,7 @@ def import_csv(
     options = ImportOptions(
         client=client, mode=check_mode(mode), dry_run=dry_run, report_path=report, rejects_path=rejects,  # type: ignore[arg-type]
         html_path=report_html, rate=rate, concurrency=concurrency, strict=strict,
+        default_region=region_option(default_region),
     )
     run_source(source, the_mapping, options, quiet, base_url=base_url, auth_file=auth_file, state=state,
                allow_insecure_http=allow_insecure_http)

@@ -27,6 +27,7 @@ from etl.cli.common import (
     AuthFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    DefaultRegionOpt,
     DryRunOpt,
     HtmlOpt,
     InsecureOpt,
@@ -122,6 +123,7 @@ def import_leadgenius(
     rate: RateOpt = None,
     concurrency: ConcurrencyOpt = 8,
     strict: StrictOpt = False,
+    default_region: DefaultRegionOpt = None,
     quiet: QuietOpt = False,
     base_url: BaseUrlOpt = None,
     auth_file: AuthFileOpt = None,
@@ -130,6 +132,7 @@ def import_leadgenius(
 ) -> None:
     """Copy leads from a LeadGenius company (or one client) into a client, once, without duplicates."""
     from etl.extract.leadgenius import LeadGeniusBulkSource
+    from etl.transform.values import region_option
 
     if table not in ("enrich", "source"):
         raise UsageError(f"--table must be enrich or source, not {table!r}")
@@ -151,6 +154,7 @@ def import_leadgenius(
         rate=rate,
         concurrency=concurrency,
         strict=strict,
+        default_region=region_option(default_region),
     )
     setup_logging(quiet)
     with ProgressBar(enabled=not quiet and not dry_run) as bar:

@@ -13,6 +13,7 @@ from etl.cli.common import (
     AuthFileOpt,
     BaseUrlOpt,
     ConcurrencyOpt,
+    DefaultRegionOpt,
     DryRunOpt,
     HtmlOpt,
     InsecureOpt,
@@ -54,6 +55,7 @@ def import_hubspot_cmd(
     rate: RateOpt = None,
     concurrency: ConcurrencyOpt = 8,
     strict: StrictOpt = False,
+    default_region: DefaultRegionOpt = None,
     quiet: QuietOpt = False,
     base_url: BaseUrlOpt = None,
     auth_file: AuthFileOpt = None,
@@ -62,6 +64,7 @@ def import_hubspot_cmd(
 ) -> None:
     """Import HubSpot contacts (with their primary company) into a client; incremental after the first run."""
     from etl.mapping import Mapping
+    from etl.transform.values import region_option
 
     if full and since:
         raise typer.BadParameter("--full and --since are exclusive")
@@ -72,7 +75,7 @@ def import_hubspot_cmd(
     job_name = job or hubspot_job_name(client)
     options = ImportOptions(client=client, mode=check_mode(mode), dry_run=dry_run, report_path=report,  # type: ignore[arg-type]
                             rejects_path=rejects, html_path=report_html, rate=rate, concurrency=concurrency,
-                            strict=strict, job=job_name)
+                            strict=strict, job=job_name, default_region=region_option(default_region))
     start = parse_since(since) if since else None
     back = parse_duration(lookback) if lookback is not None else None
     with open_state(settings) as lock_state, lock_state.job_lock(job_name), ProgressBar(enabled=not quiet and not dry_run) as bar:

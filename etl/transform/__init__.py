@@ -4,11 +4,14 @@ Pure and vectorised (DESIGN.md): no I/O, no clock, polars expressions only, step
 with `.pipe`. Every input row ends in exactly one of `leads`, `rejects` or `duplicates`.
 
     transform(frame, mapping, client_id)
-      strip_values      trim; "" / whitespace -> null            (quirk 3)
+      strip_values      trim, spreadsheet text prefix `'`; "" / whitespace -> null (quirk 3)
       map_fields        ordered fallbacks; constants; allowlist   (quirk 2: phone -> phoneNumber)
-      normalise_email   trim, mailto:, lower-case -> `_key`
+      normalise_email   trim, mailto:, lower-case -> `_key`; several in a cell: first wins
       classify_rows     empty_row / missing_email / invalid_email -> rejects
       explain_rejects   the reason of each reject (rejected rows only)
+      add_url_schemes   `www.acme.io` -> `https://www.acme.io`
+      derive_company_domain  companyDomain from companyUrl where empty (public suffixes)
+      normalise_phones  E.164 where the region is known (country column, default region)
       fill_names        firstName / lastName fallback             (quirk 4)
       aggregate_notes   [[notes]] lines + seeds' AI block, idempotent
       select_lead_columns, split_duplicates (first row wins)      (quirk 7)
@@ -37,6 +40,7 @@ from etl.transform.steps import (
     select_lead_columns,
     strip_values,
 )
+from etl.transform.values import add_url_schemes, derive_company_domain, normalise_phones
 
 __all__ = [
     "DUPLICATES_SCHEMA",
@@ -86,8 +90,14 @@ def check_client_id(client_id: str) -> None:
         raise ConfigError(f"client_id {client_id!r} is not a slug (lower-case letters, digits and '-')")
 
 
-def transform(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> TransformResult:
+def transform(
+    frame: pl.DataFrame, mapping: Mapping, client_id: str, *, default_region: str | None = None
+) -> TransformResult:
     """Map, clean and check one source frame. Pure: same input, same output.
+
+    `default_region` (a phonenumbers region code such as "US", see
+    `etl.transform.values.region_option`) reads phone numbers written without `+` in rows whose
+    `[hints] country` column gives no region.
 
     Raises `ConfigError` when the mapping finds no e-mail column in the frame, or when
     `client_id` is not a slug.
@@ -97,9 +107,10 @@ def transform(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> Transfor
     mapping.check_columns(source_columns)
     frame = frame.with_columns(pl.col("_row").cast(pl.Int64), *[pl.col(c).cast(pl.String) for c in source_columns])
     email_columns = mapping.source_columns(source_columns, mapping.fields["email"])
+    phone_columns = frozenset(mapping.source_columns(source_columns, mapping.fields.get("phoneNumber", ())))
 
     staged = (
-        frame.pipe(strip_values, source_columns)
+        frame.pipe(strip_values, source_columns, phone_columns)
         .pipe(map_fields, mapping, client_id)
         .pipe(normalise_email)
         .pipe(classify_rows)
@@ -111,6 +122,9 @@ def transform(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> Transfor
     )
     good = (
         (staged.filter(~bad) if bad.any() else staged)
+        .pipe(add_url_schemes)
+        .pipe(derive_company_domain)
+        .pipe(normalise_phones, default_region)
         .pipe(fill_names)
         .pipe(aggregate_notes, mapping)
         .pipe(select_lead_columns)

@@ -12,7 +12,8 @@ may not show in the LeadGenius UI. Layout, sections only when they have data:
     {sdr_synthesis}
 
 Order in the final notes: the existing notes, a blank line, the `**Label:** value` lines of
-the mapping's [[notes]] columns, a blank line, the AI block.
+the mapping's [[notes]] columns and then `**Other e-mails:** b@y.com` (the rest of an e-mail
+cell that held several), a blank line, the AI block.
 
 Idempotency: every piece (each label line, each AI section) is appended only when the
 existing notes do not already contain it verbatim. Feeding a transformed lead back in with
@@ -24,6 +25,10 @@ from __future__ import annotations
 import polars as pl
 
 from etl.mapping import Mapping
+
+MORE_EMAILS = "_more_emails"
+"""The second and later addresses of a cell that held several (`etl.transform.steps.normalise_email`)."""
+MORE_EMAILS_LABEL = "Other e-mails"
 
 AI_SECTIONS: tuple[tuple[str, str], ...] = (
     ("justification", "### 🧐 JUSTIFICATION"),
@@ -96,8 +101,10 @@ def aggregate_notes(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     rewrite runs only on columns that hold a `\r` at all.
     """
     ai_present = {k for k in mapping.ai_notes if _has_values(frame, f"_ai_{k}")}
-    note_present = [i for i in range(len(mapping.notes)) if _has_values(frame, f"_note_{i}")]
-    cr = _columns_with_cr(frame, ["notes", *[f"_note_{i}" for i in note_present], *[f"_ai_{k}" for k in ai_present]])
+    labelled = [(f"_note_{i}", note.label) for i, note in enumerate(mapping.notes)]
+    labelled.append((MORE_EMAILS, MORE_EMAILS_LABEL))
+    note_present = [(i, column, label) for i, (column, label) in enumerate(labelled) if _has_values(frame, column)]
+    cr = _columns_with_cr(frame, ["notes", *[c for _, c, _ in note_present], *[f"_ai_{k}" for k in ai_present]])
 
     def text(column: str) -> pl.Expr:
         return _lf(pl.col(column)) if column in cr else pl.col(column)
@@ -105,9 +112,9 @@ def aggregate_notes(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
     def ai(key: str) -> pl.Expr:
         return text(f"_ai_{key}") if key in ai_present else pl.lit(None, dtype=pl.String)
 
-    lines = [f"_pl_{i}" for i in note_present]
+    lines = [f"_pl_{i}" for i, _, _ in note_present]
     pieces: list[pl.Expr] = [
-        (pl.lit(f"**{mapping.notes[i].label}:** ") + text(f"_note_{i}")).alias(f"_pl_{i}") for i in note_present
+        (pl.lit(f"**{label}:** ") + text(column)).alias(f"_pl_{i}") for i, column, label in note_present
     ]
     sections: list[str] = []
     if "score" in ai_present or "score_100" in ai_present:
@@ -117,7 +124,7 @@ def aggregate_notes(frame: pl.DataFrame, mapping: Mapping) -> pl.DataFrame:
         if key in ai_present:
             sections.append(f"_ps_{key}")
             pieces.append((pl.lit(heading + "\n") + ai(key)).alias(f"_ps_{key}"))
-    helpers = [c for c in frame.columns if c.startswith(("_note_", "_ai_"))]
+    helpers = [c for c in frame.columns if c.startswith(("_note_", "_ai_")) or c == MORE_EMAILS]
     if not lines and not sections:
         existing = frame.with_columns(text("notes").alias("notes"))
         return existing.with_columns(pl.when(pl.col("notes") != "").then(pl.col("notes"))).drop(helpers)

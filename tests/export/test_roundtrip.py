@@ -56,6 +56,8 @@ def expected(row: dict[str, str]) -> dict[str, str | None]:
 
     def clean(v: str) -> str | None:
         v = v.strip()
+        if v[:1] == "'" and v[1:2] in ("=", "+", "-", "@"):
+            v = v[1:]  # a spreadsheet's text prefix goes (issue 11)
         return v or None
 
     out = {k: clean(v) for k, v in row.items() if k != "phone"}

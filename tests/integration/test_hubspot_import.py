@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import phonenumbers
 import pytest
 
 from etl.jobs import JobSpec, hubspot_job_name, import_hubspot
@@ -22,6 +23,15 @@ from etl.report import RunReport
 from tests.hubspot.conftest import _hs_server, hs_sandbox  # noqa: F401 - fixtures
 from tests.integration.helpers import assert_no_quirk_500, email_counts, settings_for, stored
 from tests.integration.test_cli import env_for
+
+
+def e164_or_as_is(phone: str | None) -> str | None:
+    """A number written with + is stored as E.164 when phonenumbers calls it valid (issue 11);
+    without a country or default region, any other number is stored as written."""
+    if phone is None or not phone.startswith("+"):
+        return phone
+    number = phonenumbers.parse(phone, None)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if phonenumbers.is_valid_number(number) else phone
 
 HUBSPOT_ID = re.compile(r"\*\*HubSpot ID:\*\* (\d+)")
 
@@ -71,11 +81,13 @@ def test_full_import_of_adversarial_contacts_is_exact_per_contact(lg_sandbox, hs
         if primary and not primary["deleted"]:
             # seed bug #5: the company comes from the primary association, never the contact property
             assert lead.get("companyName") == ((primary["properties"].get("name") or "").strip() or None)
-            assert lead.get("companyUrl") == ((primary["properties"].get("domain") or "").strip() or None)
+            domain = (primary["properties"].get("domain") or "").strip() or None
+            # a URL without a scheme gains https:// (issue 11)
+            assert lead.get("companyUrl") == (domain if not domain or "://" in domain else f"https://{domain}")
         else:
             assert "companyName" not in lead
         phone = (props.get("phone") or "").strip() or (props.get("mobilephone") or "").strip() or None
-        assert lead.get("phoneNumber") == phone
+        assert lead.get("phoneNumber") == e164_or_as_is(phone)
         assert re.search(r"[^\W_]", lead["lastName"]) or set(lead["lastName"]) == {"-"}
         if props.get("lifecyclestage"):
             assert f"**Lifecycle Stage:** {props['lifecyclestage']}" in lead["notes"]

@@ -176,8 +176,8 @@ def test_a_payload_schema_violation_stops_the_run_before_any_post(lg_sandbox, tm
 
     real = etl.transform.transform
 
-    def buggy(frame: pl.DataFrame, mapping: object, client_id: str) -> etl.transform.TransformResult:
-        result = real(frame, mapping, client_id)  # type: ignore[arg-type]
+    def buggy(frame: pl.DataFrame, mapping: object, client_id: str, **kw: object) -> etl.transform.TransformResult:
+        result = real(frame, mapping, client_id, **kw)  # type: ignore[arg-type]
         return dataclasses.replace(result, leads=result.leads.with_columns(lastName=pl.lit(".")))
 
     monkeypatch.setattr(etl.transform, "transform", buggy)

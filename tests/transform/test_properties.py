@@ -21,16 +21,24 @@ from etl.transform import TransformResult, to_payload, transform
 
 CSV = Mapping.builtin("csv")
 SOURCE_COLUMNS = ["First Name", "lastName", "E-mail", "phone", "Title", "notes", "industry", "aiLeadScore",
-                  "leadScore", "justification"]  # fmt: skip
+                  "leadScore", "justification", "Country", "Website", "LinkedIn"]  # fmt: skip
 
 names = st.sampled_from(["", " ", ".", "..", ", ", "-", "—", "John", " Mary ", "O'Brien", "Zoë", "李", "\u200b", "x y"])
 emails = st.sampled_from(
     ["", " ", "john.smith@acme.com", "JOHN.SMITH@ACME.COM", " mary_jones@x.io ", "info@x.io", "bad", "a@b",
-     "mailto:Zed.Ray@Q.co", "li.wei@例え.jp", "a..b@x.com", "sales.team@x.io", "j@x.io", "k@x.io"]
+     "mailto:Zed.Ray@Q.co", "li.wei@例え.jp", "a..b@x.com", "sales.team@x.io", "j@x.io", "k@x.io",
+     "j@x.io; k@x.io", "k@x.io, J@X.io ,", "mailto:a@b.io mailto:c@d.io", "john smith@x.com", ";", "<j@x.io>;"]
 )  # fmt: skip
-texts = st.sampled_from(["", "  ", "CTO", " VP, Sales ", "line\r\nbreak", "**Industry:** Fintech", "é", "\t"])
-cells = {"First Name": names, "lastName": names, "E-mail": emails, "phone": texts, "Title": texts,
-         "notes": texts, "industry": texts, "aiLeadScore": texts, "leadScore": texts, "justification": texts}  # fmt: skip
+texts = st.sampled_from(["", "  ", "CTO", " VP, Sales ", "line\r\nbreak", "**Industry:** Fintech", "é", "\t",
+                         "'=1+1", "' '", "'t Hooft", "'-"])  # fmt: skip
+phones = st.sampled_from(["", " ", "'+1 415 555 0100", "(415) 555-0101", "' 030 1234567", "+44 (0) 20 7946 0000",
+                          "415.555.0102 x7", "12", "'", "''+49 30 901820", "tel", "+1 555 0100"])  # fmt: skip
+countries = st.sampled_from(["", "United States", "Germany", "DE", "USA", "uk", "Atlantis", " de "])
+urls = st.sampled_from(["", "http://www.acme.io", "acme.co.uk/about", "//x.org", "N/A", "https://shop.bbc.co.uk",
+                        "www.linkedin.com/in/jo", "192.168.0.1", "'=cmd"])  # fmt: skip
+cells = {"First Name": names, "lastName": names, "E-mail": emails, "Title": texts,
+         "notes": texts, "industry": texts, "aiLeadScore": texts, "leadScore": texts, "justification": texts,
+         "phone": phones, "Country": countries, "Website": urls, "LinkedIn": urls}  # fmt: skip
 
 
 @st.composite
@@ -43,8 +51,8 @@ def source_frames(draw: st.DrawFn) -> pl.DataFrame:
     return pl.DataFrame({"_row": rows, **data}, schema={"_row": pl.Int64, **dict.fromkeys(SOURCE_COLUMNS, pl.String)})
 
 
-def run(df: pl.DataFrame) -> TransformResult:
-    return transform(df, CSV, "acme-corp")
+def run(df: pl.DataFrame, default_region: str | None = None) -> TransformResult:
+    return transform(df, CSV, "acme-corp", default_region=default_region)
 
 
 @settings(max_examples=80, deadline=None)
@@ -71,10 +79,10 @@ def to_source(original: pl.DataFrame, leads: pl.DataFrame) -> pl.DataFrame:
 
 
 @settings(max_examples=80, deadline=None)
-@given(source_frames())
-def test_twice_changes_nothing(df: pl.DataFrame) -> None:
-    once = run(df)
-    twice = run(to_source(df, once.leads))
+@given(source_frames(), st.sampled_from([None, "US", "DE"]))
+def test_twice_changes_nothing(df: pl.DataFrame, region: str | None) -> None:
+    once = run(df, region)
+    twice = run(to_source(df, once.leads), region)
     assert twice.leads.equals(once.leads)
     assert twice.rejects.is_empty() and twice.duplicates.is_empty()
 

@@ -187,7 +187,7 @@ def test_leads_csv_sample_end_to_end() -> None:
     assert sorted(r.rejects["_rule"].to_list()) == ["empty_row", "invalid_email", "invalid_email", "missing_email"]
     assert r.duplicates["_reason"].to_list() == ["duplicate e-mail of row 1", "duplicate e-mail of row 2"]
     tom = one(r.leads, 4)
-    assert (tom["firstName"], tom["lastName"], tom["phoneNumber"]) == ("Tom", "Becker", "+49 30 901820")
+    assert (tom["firstName"], tom["lastName"], tom["phoneNumber"]) == ("Tom", "Becker", "+4930901820")  # "+" numbers: E.164
     assert one(r.leads, 12)["lastName"] == "-"  # info@ is a role address
     assert one(r.leads, 38)["title"] == "General Manager"
 
@@ -198,7 +198,7 @@ def test_hubspot_export_sample() -> None:
     validate_leads(r.leads)
     victor = one(r.leads, 2)
     assert victor["email"] == "victor.nguyen@lotus-freight.com"
-    assert victor["phoneNumber"] == "+1 408 555 0199"  # Mobile Phone Number as fallback
+    assert victor["phoneNumber"] == "+14085550199"  # Mobile Phone Number as fallback, to E.164
     assert "**Lifecycle stage:** Lead" in str(victor["notes"])
     assert "**HubSpot record ID:** 51234002" in str(victor["notes"])
     assert one(r.leads, 3)["lastName"] == "Holm"  # "." -> from ingrid.holm@
