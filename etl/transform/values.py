@@ -4,8 +4,10 @@ URLs with a scheme, a region from a country name.
 The libraries that know the rules (phonenumbers, tldextract, pycountry) are per-value Python,
 about 40 µs a phone number. So each step applies them to the UNIQUE values of a batch only and
 maps the answers back with one vectorised `replace_strict`; values seen in an earlier batch come
-from a per-process cache. The transform runs on worker threads (`etl.ahead.map_ahead`), never on
-the event loop.
+from a per-process cache. North American numbers in the usual formats, the bulk of most lead
+lists, skip phonenumbers' parser: `nanp_fast` checks them against phonenumbers' own US
+metadata patterns in polars (same answers, tested). The transform runs on worker threads
+(`etl.ahead.map_ahead`), never on the event loop.
 
 Pure: the same value (and region) always gives the same answer; nothing here reads the network
 (tldextract reads its bundled public-suffix snapshot, see `_tld_extractor`).
@@ -100,6 +102,61 @@ def region_option(value: str | None) -> str | None:
             "(use a code such as US, GB, DE, or a name such as Germany)"
         )
     return code
+
+
+_NANP_FORM = r"^(\+?1)?[ .\-]*\(?([2-9][0-9]{2})\)?[ .\-]*([0-9]{3})[ .\-]*([0-9]{4})$"
+"""A North American number as US exports write it: `+1 (415) 555-0100`, `415.555.0100`,
+`1-415-555-0100`, `4155550100` (digits, blanks, `.`, `-`, brackets round the area code only)."""
+_NANP_REGIONS = frozenset({"US", "CA"})
+"""Regions in which a number written without `+1` is read as North American by the fast path
+(both read a 10-digit number and a leading `1` the same way: national prefix `1`)."""
+
+
+@lru_cache(maxsize=1)
+def _us_valid_patterns() -> tuple[str, str] | None:
+    """(general, any type) full-match regexes that decide phonenumbers' `is_valid_number` for a
+    10-digit US national number, taken from phonenumbers' own metadata (so they follow the
+    library's updates). The US comes first among the +1 regions and has no leading digits, so
+    a number valid by the US rules is valid and read as US; anything else takes the slow path."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+
+    meta = PhoneMetadata.metadata_for_region("US")
+    if meta is None:
+        return None
+
+    def usable(desc: object) -> str | None:
+        pattern = getattr(desc, "national_number_pattern", None)
+        lengths = getattr(desc, "possible_length", ())
+        return pattern if pattern and (not lengths or 10 in lengths) else None
+
+    general = usable(meta.general_desc)
+    kinds = ["premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+             "fixed_line", *([] if meta.same_mobile_and_fixed_line_pattern else ["mobile"])]  # fmt: skip
+    types = [p for k in kinds if (p := usable(getattr(meta, k)))]
+    if general is None or not types:
+        return None
+    return f"^(?:{general})$", "^(?:" + "|".join(f"(?:{p})" for p in types) + ")$"
+
+
+def nanp_fast(phones: pl.Series, regions: pl.Series) -> pl.Series:
+    """E.164 for the numbers `_NANP_FORM` matches that are valid by the US rules (`+1` written,
+    or read in the US or Canada); null for every other value, which takes `phone_e164`.
+
+    Vectorised: two regex scans instead of ~40 µs of phonenumbers per distinct number. Equal to
+    `phone_e164` wherever it answers (tests/transform/test_values.py compares them on random
+    numbers and formats)."""
+    patterns = _us_valid_patterns()
+    if patterns is None:
+        return pl.Series(phones.name, [None] * phones.len(), dtype=pl.String)
+    general, types = patterns
+    parts = pl.DataFrame({"p": phones, "r": regions}).with_columns(g=pl.col("p").str.extract_groups(_NANP_FORM))
+    national = pl.concat_str([pl.col("g").struct.field(k) for k in ("2", "3", "4")])
+    read_as_nanp = (pl.col("g").struct.field("1") == "+1").fill_null(False) | (
+        ~pl.col("p").str.starts_with("+") & pl.col("r").is_in(list(_NANP_REGIONS))
+    )
+    staged = parts.select(n=pl.when(read_as_nanp).then(national))
+    valid = pl.col("n").str.contains(general) & pl.col("n").str.contains(types)
+    return staged.select(pl.when(valid).then(pl.lit("+1") + pl.col("n")).alias(phones.name)).to_series()
 
 
 def phone_e164(raw: str, region: str | None) -> str:
@@ -241,16 +298,19 @@ def normalise_phones(frame: pl.DataFrame, default_region: str | None) -> pl.Data
     else:
         # No region: only numbers written with `+` can be read.
         regions = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
-    # One key per (region, number); a `+` number reads the same in every region.
-    keyed = pl.DataFrame({"p": phones, "r": regions}).select(
-        pl.when(pl.col("p").str.starts_with("+"))
+    fast = nanp_fast(phones, regions)
+    # One key per (region, number) the fast path left; a `+` number reads the same in every region.
+    keyed = pl.DataFrame({"p": phones, "r": regions, "f": fast}).select(
+        pl.when(pl.col("f").is_not_null())
+        .then(None)
+        .when(pl.col("p").str.starts_with("+"))
         .then(pl.lit("\x1f") + pl.col("p"))
         .when(pl.col("r").is_not_null())
         .then(pl.col("r") + pl.lit("\x1f") + pl.col("p"))
         .alias("k")
     )
     normalised = map_unique(keyed.to_series(), _phone_from_key, _PHONES)
-    return frame.with_columns(pl.coalesce(pl.lit(normalised), pl.col(PHONE_FIELD)).alias(PHONE_FIELD))
+    return frame.with_columns(pl.coalesce(pl.lit(fast), pl.lit(normalised), pl.col(PHONE_FIELD)).alias(PHONE_FIELD))
 
 
 def _phone_from_key(key: str) -> str:

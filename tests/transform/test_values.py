@@ -198,11 +198,12 @@ def test_unique_values_only_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(v, "phone_e164", counting)
     monkeypatch.setattr(v, "_PHONES", v._Cache())
-    df = frame(email=[f"p{i}@x.io" for i in range(300)], phone=["(415) 555-0100", "(415) 555-0101", None] * 100)
-    leads = transform(df, CSV, "acme", default_region="US").leads
-    assert sorted(calls) == ["(415) 555-0100", "(415) 555-0101"]
-    assert leads["phoneNumber"].drop_nulls().unique().sort().to_list() == ["+14155550100", "+14155550101"]
-    transform(df, CSV, "acme", default_region="US")  # a second batch with the same numbers: from the cache
+    # German numbers: the North American fast path does not carry them
+    df = frame(email=[f"p{i}@x.io" for i in range(300)], phone=["030 901820", "0171 1234567", None] * 100)
+    leads = transform(df, CSV, "acme", default_region="DE").leads
+    assert sorted(calls) == ["0171 1234567", "030 901820"]
+    assert leads["phoneNumber"].drop_nulls().unique().sort().to_list() == ["+491711234567", "+4930901820"]
+    transform(df, CSV, "acme", default_region="DE")  # a second batch with the same numbers: from the cache
     assert len(calls) == 2
 
 
@@ -213,3 +214,34 @@ def test_phone_normalisation_is_idempotent(raw: str, region: str | None) -> None
     assert phone_e164(once, region) == once
     if once != raw:  # only ever a number phonenumbers itself calls valid
         assert phonenumbers.is_valid_number(phonenumbers.parse(once.split(" ext. ")[0], None))
+
+
+# --- the North American fast path equals phonenumbers --------------------------------------------
+
+_NANP_LIKE = r"(\+1|1|\+ 1|\+44)?[ .\-]{0,2}\(?[0-9]{3}\)?[ .\-]{0,2}[0-9]{3}[ .\-/]{0,2}[0-9]{4}( ?x[0-9]{1,3})?"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.from_regex(_NANP_LIKE, fullmatch=True), min_size=1, max_size=10),
+       st.sampled_from([None, "US", "CA", "DE", "GB", "AG"]))  # fmt: skip
+def test_nanp_fast_path_equals_phonenumbers(raws: list[str], region: str | None) -> None:
+    fast = v.nanp_fast(pl.Series(raws), pl.Series([region] * len(raws), dtype=pl.String)).to_list()
+    for raw, got in zip(raws, fast, strict=True):
+        if got is not None:  # where it answers, it answers as phonenumbers does
+            assert got == phone_e164(raw, region), raw
+
+
+def test_nanp_fast_path_on_random_numbers_equals_phonenumbers() -> None:
+    import random
+
+    rng = random.Random(11)
+    numbers = [f"{rng.randint(2000000000, 9999999999)}" for _ in range(3000)]
+    raws = [f"({n[:3]}) {n[3:6]}-{n[6:]}" if i % 2 else f"+1 {n[:3]} {n[3:6]} {n[6:]}" for i, n in enumerate(numbers)]
+    fast = v.nanp_fast(pl.Series(raws), pl.Series(["US"] * len(raws))).to_list()
+    slow = [phone_e164(raw, "US") for raw in raws]
+    answered = [(f, s) for f, s in zip(fast, slow, strict=True) if f is not None]
+    assert len(answered) > 1000  # the fast path carries most valid US numbers
+    assert all(f == s for f, s in answered)
+    # and it misses no number that is valid by the US rules alone
+    missed = [s for f, s in zip(fast, slow, strict=True) if f is None and s.startswith("+1")]
+    assert all(not phonenumbers.is_valid_number_for_region(phonenumbers.parse(s), "US") for s in missed)
