@@ -356,6 +356,21 @@ class HubSpotStore:
 
     def read_companies(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/companies/batch/read: 200, or 207 naming the ids not found."""
+
+        def found(i: int) -> Company | None:
+            co = self.companies.get(i)
+            return None if co is None or co.deleted else co
+
+        return self._batch_read(request, "COMPANY", found, self._render_company)
+
+    def _batch_read(
+        self,
+        request: Mapping[str, Any],
+        kind: str,
+        found: Callable[[int], Any],
+        render: Callable[[Any, Sequence[str]], dict[str, Any]],
+    ) -> tuple[int, dict[str, Any]]:
+        """A v3 batch read: at most 100 inputs, each id once, 207 naming those not found."""
         started = round(self._clock() * 1000)
         inputs = request.get("inputs") or []
         if len(inputs) > COMPANY_BATCH_MAX:
@@ -365,24 +380,19 @@ class HubSpotStore:
         props = request.get("properties") or []
         results: list[dict[str, Any]] = []
         missing: list[str] = []
-        seen: set[str] = set()
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            if raw in seen:
-                continue
-            seen.add(raw)
-            co = self.companies.get(int(raw)) if raw.isdigit() else None
-            if co is None or co.deleted:
+        for raw in dict.fromkeys(str(item.get("id", "")) for item in inputs):
+            record = found(int(raw)) if raw.isdigit() else None
+            if record is None:
                 missing.append(raw)
             else:
-                results.append(self._render_company(co, props))
+                results.append(render(record, props))
         errors = []
         if missing:
             errors.append(
                 {
                     "status": "error",
                     "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not get some COMPANY objects, they may be deleted or not exist. "
+                    "message": f"Could not get some {kind} objects, they may be deleted or not exist. "
                     f"Check that ids are valid. Ids: {', '.join(missing)}",
                     "context": {"ids": missing},
                     "links": {},
@@ -480,40 +490,13 @@ class HubSpotStore:
     def read_contacts(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/contacts/batch/read: 200, or 207 naming the ids not found (archived
         and merged-away contacts included)."""
-        started = round(self._clock() * 1000)
-        inputs = request.get("inputs") or []
-        if len(inputs) > CONTACT_BATCH_MAX:
-            raise HubSpotError(
-                400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {CONTACT_BATCH_MAX}."
-            )
-        props = request.get("properties") or []
-        results: list[dict[str, Any]] = []
-        missing: list[str] = []
-        seen: set[str] = set()
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            if raw in seen:
-                continue
-            seen.add(raw)
-            c = self.contacts.get(int(raw)) if raw.isdigit() else None
-            if c is None or c.archived:
-                missing.append(raw)
-            else:
-                results.append(self._render_contact(c, props, with_assoc=False))
-        errors = []
-        if missing:
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not get some CONTACT objects, they may be deleted or not exist. "
-                    f"Check that ids are valid. Ids: {', '.join(missing)}",
-                    "context": {"ids": missing},
-                    "links": {},
-                    "errors": [],
-                }
-            )
-        return self._batch_envelope(results, errors, started)
+
+        def found(i: int) -> Contact | None:
+            c = self.contacts.get(i)
+            return None if c is None or c.archived else c
+
+        return self._batch_read(request, "CONTACT", found, lambda c, props: self._render_contact(c, props,
+                                                                                                 with_assoc=False))
 
     def search_companies(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """POST /crm/v3/objects/companies/search: as contacts search (offset paging, 10,000 cap),
