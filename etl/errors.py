@@ -88,7 +88,10 @@ class RetriableApiError(ApiError):
 
 
 class AuthExpiredError(ApiError):
-    """Refresh the token and replay the request once."""
+    """Renew the token and send the request again (how often: `classify.renew_after_401`)."""
+
+    token: str | None = None
+    """The access token the server refused (set by the client; never part of the message)."""
 
 
 class SkippableApiError(ApiError):

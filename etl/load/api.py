@@ -30,7 +30,7 @@ from etl.errors import (
     UsageError,
 )
 from etl.load.auth import TokenKeeper, with_bulk_credentials
-from etl.load.classify import raise_for_response, request_maybe_sent
+from etl.load.classify import Verdict, classify_status, raise_for_response, renew_after_401, request_maybe_sent
 from etl.load.ratelimit import RateHeaders, RateLimiter, parse_retry_after
 from etl.log import get_logger
 
@@ -89,13 +89,26 @@ class RequestStats:
     by_status: Counter[str] = field(default_factory=Counter)
     by_route: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    token_refreshes: int = 0
+    """Access tokens renewed with the refresh token (ahead of `exp`, or after a 401)."""
+    logins: int = 0
+    """Logins with e-mail and password (the first, or after a refused refresh)."""
+    resent_after_401: int = 0
+    """Requests sent again with a renewed token after a 401 `token_expired` / `no_valid_tokens`."""
 
     @property
     def total(self) -> int:
         return sum(self.by_status.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total": self.total, "by_status": dict(sorted(self.by_status.items())), "retries": self.retries}
+        return {
+            "total": self.total,
+            "by_status": dict(sorted(self.by_status.items())),
+            "retries": self.retries,
+            "token_refreshes": self.token_refreshes,
+            "logins": self.logins,
+            "resent_after_401": self.resent_after_401,
+        }
 
 
 class LeadGeniusApi:
@@ -176,7 +189,7 @@ class LeadGeniusApi:
         have reached the server: they raise LeadInDoubt so the caller checks first.
         """
         idempotent = method in ("GET", "PUT", "DELETE") if idempotent is None else idempotent
-        refreshed = False
+        renewals = 0
         while True:
             try:
                 async for attempt in AsyncRetrying(
@@ -189,13 +202,14 @@ class LeadGeniusApi:
                 ):
                     with attempt:
                         return await self._send_once(method, path, params=params, json=json, credential=credential)
-            except AuthExpiredError:
-                if refreshed or credential != "bearer":
-                    raise CredentialsRejected(
-                        "LeadGenius rejected the token even after a refresh; run `leadgenius-etl auth login`"
-                    ) from None
-                refreshed = True
-                await self.keeper.renew(self._post_raw, stale=self._last_token)
+            except AuthExpiredError as exc:
+                # A 401 means the server did not act on the request: sending it again is safe.
+                if credential != "bearer" or not renew_after_401(exc.error_type, renewals):
+                    raise CredentialsRejected(_refused_token_message(exc.error_type, renewals)) from None
+                renewals += 1
+                self.stats.resent_after_401 += 1
+                # Renews once for every request that was refused the same token.
+                await self.keeper.renew(self._post_raw, stale=exc.token)
             except httpx.TransportError as exc:
                 if not idempotent and request_maybe_sent(exc):
                     raise LeadInDoubt(f"no answer to {method} {path} ({type(exc).__name__})") from None
@@ -221,13 +235,11 @@ class LeadGeniusApi:
         exc = state.outcome.exception() if state.outcome else None
         self.log.debug("retrying", attempt=state.attempt_number, error=str(exc))
 
-    _last_token: str | None = None
-
-    async def _headers(self, credential: Credential) -> dict[str, str]:
+    async def _headers(self, credential: Credential) -> tuple[dict[str, str], str | None]:
+        """The credential's headers, and the access token in them (bearer only)."""
         if credential == "bearer":
             token = await self.keeper.token(self._post_raw)
-            self._last_token = token
-            return {"Authorization": f"Bearer {token}"}
+            return {"Authorization": f"Bearer {token}"}, token
         if credential == "apikey":
             key, user = self.settings.api_key, self.settings.user_id or self.keeper.user_id
             if not key or not user:
@@ -235,16 +247,18 @@ class LeadGeniusApi:
                     "the bulk endpoints need an API key: set LEADGENIUS_API_KEY and LEADGENIUS_USER_ID "
                     "(or add api_key to the auth file)"
                 )
-            return {"x-api-key": key, "x-user-id": user}
-        return {}
+            return {"x-api-key": key, "x-user-id": user}, None
+        return {}, None
 
     async def _send_once(
         self, method: str, path: str, *, params: dict[str, Any] | None, json: Any, credential: Credential
     ) -> Any:
-        headers = await self._headers(credential)
         limiter = self.limiters[credential]
         async with self._slots:
             await self._wait_for_budget(limiter)
+            # The token is taken after the waits for a slot and the rate budget, right before the
+            # bytes go out: taken before them, it expired while the request waited (issue 10).
+            headers, token = await self._headers(credential)
             limiter.on_send(self.clock())
             route = f"{method} {path.split('?')[0]}"
             self.stats.by_route[route] += 1
@@ -265,7 +279,11 @@ class LeadGeniusApi:
         self.stats.by_status[str(response.status_code)] += 1
         if response.status_code == 429 and self.on_throttled is not None:
             self.on_throttled()
-        return raise_for_response(response)
+        try:
+            return raise_for_response(response)
+        except AuthExpiredError as exc:
+            exc.token = token  # what `renew` compares against: renewed once, not once per request
+            raise
 
     async def _wait_for_budget(self, limiter: RateLimiter) -> None:
         while (delay := limiter.delay(self.clock())) > 0:
@@ -280,12 +298,18 @@ class LeadGeniusApi:
     async def _post_raw(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         """Auth calls: no Bearer, retried on transient failures, never refreshed recursively."""
         try:
-            return await self._post_raw_retrying(path, body)
+            status, answer = await self._post_raw_retrying(path, body)
         except (httpx.TransportError, RetriableApiError) as exc:
             # Not retriable again by the caller's loop: the retries were spent here.
             raise TargetUnreachable(
                 f"LeadGenius at {self.base_url} stayed unreachable after retries ({type(exc).__name__})"
             ) from None
+        if status == 200:
+            if path == "/api/auth/refresh":
+                self.stats.token_refreshes += 1
+            elif path == "/api/auth":
+                self.stats.logins += 1
+        return status, answer
 
     async def _post_raw_retrying(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         async for attempt in AsyncRetrying(
@@ -302,7 +326,7 @@ class LeadGeniusApi:
                     self.stats.by_status["transport_error"] += 1
                     raise
                 self.stats.by_status[str(response.status_code)] += 1
-                if response.status_code in (429, 502, 503, 504) or response.status_code >= 500:
+                if classify_status(response.status_code) is Verdict.RETRY:
                     raise RetriableApiError(
                         f"HTTP {response.status_code}",
                         status=response.status_code,
@@ -401,6 +425,15 @@ class LeadGeniusApi:
                 gc.collect()
             if not pager.advance(next_token):
                 return
+
+
+def _refused_token_message(error_type: str | None, renewals: int) -> str:
+    if error_type == "token_expired":
+        return (
+            f"LeadGenius called {renewals + 1} fresh tokens in a row expired; check this machine's clock, "
+            "then run `leadgenius-etl auth login`"
+        )
+    return f"LeadGenius does not accept the token ({error_type}); run `leadgenius-etl auth login`"
 
 
 class PaginationLoop(ApiError):

@@ -16,7 +16,13 @@ from etl.errors import (
 )
 from etl.load.ratelimit import parse_retry_after
 
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+SERVER_ERROR_STATUSES = frozenset({500, 502, 503, 504})
+"""Transient server answers (a plain 500 is replayed only a few times: `RetryPolicy`)."""
+RETRY_STATUSES = frozenset({429}) | SERVER_ERROR_STATUSES
+"""The statuses worth sending the same request again for; every client here uses these."""
+
+MAX_TOKEN_RENEWALS = 8
+"""Renewed tokens one request may be refused with `token_expired` before the run stops."""
 
 
 class Verdict(Enum):
@@ -43,6 +49,23 @@ def classify_status(status: int, error_type: str | None = None) -> Verdict:
         # A 500 may be transient; the retry policy bounds how often it is replayed.
         return Verdict.RETRY
     return Verdict.FAIL_LEAD
+
+
+def renew_after_401(error_type: str | None, renewals: int) -> bool:
+    """Whether a request refused with 401 `error_type`, after `renewals` renewed tokens, gets
+    another renewed token and is sent again (pure).
+
+    `token_expired`: the token ran out while the request waited (a concurrency slot, the rate
+    budget, a back-off, a Retry-After); the credentials are fine, so renew every time, bounded
+    (a server whose clock calls every fresh token expired would loop forever). `no_valid_tokens`
+    (an unknown or revoked token): renew once; refused again, it is the credentials. Anything
+    else (`no_valid_credentials`): stop.
+    """
+    if error_type == "token_expired":
+        return renewals < MAX_TOKEN_RENEWALS
+    if error_type == "no_valid_tokens":
+        return renewals < 1
+    return False
 
 
 def error_fields(body: Any) -> tuple[str, str | None]:
@@ -85,10 +108,6 @@ def raise_for_response(response: httpx.Response) -> Any:
     raise SkippableApiError(message, status=status, error_type=error_type)
 
 
-def is_transport_error(exc: BaseException) -> bool:
-    return isinstance(exc, httpx.TransportError)
-
-
 def request_maybe_sent(exc: BaseException) -> bool:
     """A transport error after which the server may have acted on the request (answer unknown)."""
     return isinstance(exc, httpx.TransportError) and not isinstance(
@@ -101,7 +120,7 @@ __all__ = [
     "Verdict",
     "classify_status",
     "error_fields",
-    "is_transport_error",
     "raise_for_response",
+    "renew_after_401",
     "request_maybe_sent",
 ]

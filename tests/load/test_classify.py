@@ -28,6 +28,13 @@ def test_classify_status(status: int, error_type: str | None, verdict: Verdict) 
     assert classify_status(status, error_type) is verdict
 
 
+def test_retry_statuses_are_the_ones_classify_retries() -> None:
+    from etl.load.classify import RETRY_STATUSES, SERVER_ERROR_STATUSES
+
+    assert {429} | SERVER_ERROR_STATUSES == RETRY_STATUSES
+    assert all(classify_status(s) is Verdict.RETRY for s in RETRY_STATUSES)
+
+
 def body(status: int, error_type: str, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.Response(
         status, json={"success": False, "error": "boom", "errorType": error_type, "details": "d"}, headers=headers
