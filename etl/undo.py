@@ -7,7 +7,8 @@ conflict (the lead changed after the run's own write), already gone, already rev
 never written. `undo_run` acts on that plan through the loader's client (same pacing, retries and
 429 handling): batch deletes of 50 ids (seed 002's advice), one PUT per restored lead. Batch
 answers are not trusted (the batch POST's 201 already lies, quirk 1): it re-reads the client to
-the end, deletes again what is still there and PUTs again what did not stick.
+the end, deletes again what is still there and PUTs again what did not stick. Restores go out as
+batch PUTs of 50 (`{"leads": [...]}`), one lead per PUT when a batch is refused and for repairs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 import httpx
@@ -34,6 +35,7 @@ from etl.report import write_json_atomic
 from etl.state import Ledger, open_state
 
 DELETE_BATCH = 50  # seed 002: "delete leads first using a concurrent batch deletion script (batches of 50 IDs)"
+RESTORE_BATCH = 50  # the batch PUT, same size: one bad item fails a batch whole, then its leads go one by one
 VERIFY_ROUNDS = 3  # re-reads after the first one that may still repair something
 # A killed run's last creates may land after its last recorded outcome: the outcomes are flushed
 # every half second and a request in flight lands up to one request timeout later.
@@ -45,6 +47,7 @@ TERMINAL = frozenset({"deleted", "restored", "already_gone", "reverted", "not_wr
 ITEM_FIELDS = tuple(f for f in LEAD_FIELDS if f != "client_id")
 
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
 
 
 # --- the plan (pure) ---------------------------------------------------------------------------
@@ -242,9 +245,9 @@ def window_end(writes: list[dict[str, Any]], run: dict[str, Any], timeout_s: flo
     return max(times, default=0.0) + timeout_s + IN_FLIGHT_SLACK_S + CLOCK_SLACK_S
 
 
-def batches(ids: list[str], size: int = DELETE_BATCH) -> Iterator[list[str]]:
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
+def batches(items: list[T], size: int = DELETE_BATCH) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -482,7 +485,7 @@ async def _act_and_verify(
     notify("planned", len(deletes) + len(restores))
     client_id = items[0].client_id if items else ""
     await _delete(api, [lid for it in deletes for lid in it.lead_ids], options.concurrency, notify)
-    await _restore(api, ledger, undo_id, restores, options.concurrency, notify, final)
+    await _restore(api, ledger, undo_id, restores, options.concurrency, notify, final, batch=True)
     verify: dict[str, Any] = {"reads": 0, "deleted_again": 0, "restored_again": 0}
     for round_no in range(options.verify_rounds + 1):
         snap = await read_target(api, client_id, company_id=company_id)
@@ -496,13 +499,16 @@ async def _act_and_verify(
         for it in restores:
             if id(it) not in final and it.lead_id not in present:
                 final[id(it)] = "already_gone"  # deleted by someone between our PUT and this read
+            elif id(it) not in final and not it.written:
+                # A batch PUT answers no lead: the stamp our write left is the one this read sees.
+                it.written = present[str(it.lead_id)].get("updatedAt")
         log.info("verified", round=round_no, left=len(left), not_restored=len(bad))
         if (not left and not bad) or round_no == options.verify_rounds:
             break
         verify["deleted_again"] += len(left)
         verify["restored_again"] += len(bad)
         await _delete(api, left, options.concurrency, None)
-        await _restore(api, ledger, undo_id, bad, options.concurrency, None, final)
+        await _restore(api, ledger, undo_id, bad, options.concurrency, None, final, batch=False)
     left_ids = set(left)
     bad_ids = {id(it) for it in bad}
     for it in deletes:
@@ -555,11 +561,12 @@ async def _delete(api: LeadGeniusApi, lead_ids: list[str], concurrency: int, not
 
 async def _restore(
     api: LeadGeniusApi, ledger: Ledger, undo_id: str, items: list[UndoItem], concurrency: int,
-    notify: Progress | None, final: dict[int, str],
+    notify: Progress | None, final: dict[int, str], *, batch: bool,
 ) -> None:
+    """PUT the old values back: in batch PUTs of RESTORE_BATCH (`batch`), else one lead per PUT."""
     log = get_logger(stage="undo")
 
-    async def one(it: UndoItem) -> None:
+    async def single(it: UndoItem) -> None:
         assert it.lead_id is not None
         try:
             lead = await api.update_lead(it.lead_id, it.restore)
@@ -577,7 +584,20 @@ async def _restore(
         if notify:
             notify("restored", 1)
 
-    await _each(items, one, concurrency)
+    async def one(chunk: list[UndoItem]) -> None:
+        if len(chunk) > 1:
+            try:
+                await api.update_leads([{"id": str(it.lead_id), **it.restore} for it in chunk])
+            except ApiError as exc:
+                log.info("batch restore refused; one lead per PUT", leads=len(chunk), reason=exc.message)
+            else:
+                if notify:
+                    notify("restored", len(chunk))
+                return
+        for it in chunk:
+            await single(it)
+
+    await _each(list(batches(items, RESTORE_BATCH)) if batch else [[it] for it in items], one, concurrency)
 
 
 async def _each(work: list[Any], fn: Callable[[Any], Any], concurrency: int) -> None:

@@ -364,6 +364,12 @@ class LeadGeniusApi:
         body = await self.request("PUT", "/api/leads", json={"id": lead_id, **fields})
         return dict(body["lead"])
 
+    async def update_leads(self, leads: list[dict[str, str]]) -> int:
+        """The documented batch update (`{"leads": [{"id", ...}]}`): all or nothing, one bad item fails
+        it whole; its count is the server's word only (verify by re-reading)."""
+        body = await self.request("PUT", "/api/leads", json={"leads": leads})
+        return int(body.get("updated") or 0)
+
     async def delete_lead(self, lead_id: str) -> None:
         await self.request("DELETE", "/api/leads", params={"id": lead_id})
 

@@ -355,3 +355,21 @@ def test_a_sync_run_undone_then_synced_again_brings_the_leads_back(lg_sandbox, h
     runs = {json.loads(line)["run_id"]: json.loads(line) for line in cli("runs", "--json", env=env).stdout.splitlines()}
     assert runs[third]["counts"]["created"] == 8 and runs[third]["counts"]["updated"] == len(touched)
     assert runs[second]["undone_by"] and runs[second]["undo_exit"] == 0
+
+
+def test_restores_go_in_batch_puts_and_a_refused_batch_goes_lead_by_lead(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    rows = people(150)
+    run_import(env, tmp_path, rows, "first")
+    after_first = everything(lg_sandbox)
+    second = run_import(env, tmp_path, edited(rows, every=1), "second", "--mode", "upsert")
+    restorable = sum(1 for r in rows if r["title"])
+    assert restorable == 100
+    lg_sandbox.fault("500", next=3, route="PUT /api/leads")  # the first batch PUT fails for good
+    proc, report = undo(env, tmp_path, second, "--concurrency", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert report["counts"]["restored"] == restorable
+    assert without_stamps(everything(lg_sandbox)) == without_stamps(after_first)
+    puts = lg_sandbox.stats()["requests"]["PUT /api/leads"]
+    # the upsert's 100 single PUTs, then 2 batch PUTs (one refused 3 times) and 50 single ones
+    assert puts == {"200": 100 + 1 + 50, "500": 3}, puts
