@@ -50,6 +50,17 @@ def run_format(lg_sandbox: Any, tmp_path: Path, fmt: str, n: int = 200) -> tuple
     return report, expected
 
 
+def digits(phone: str | None) -> str:
+    return "".join(ch for ch in phone or "" if ch.isdigit())
+
+
+def values_normalisation_present() -> bool:
+    """Whether issue 11's value normalisation (phones to E.164, the `values` work) is in the tree."""
+    import importlib.util
+
+    return importlib.util.find_spec("etl.transform.values") is not None
+
+
 @pytest.mark.parametrize("fmt", sorted(FORMAT_HEADERS))
 def test_each_export_lands_every_lead_exact_with_no_mapping(lg_sandbox, tmp_path: Path, fmt: str) -> None:
     report, expected = run_format(lg_sandbox, tmp_path, fmt)
@@ -64,35 +75,16 @@ def test_each_export_lands_every_lead_exact_with_no_mapping(lg_sandbox, tmp_path
     c = report["counts"]
     assert c["confirmed"] == len(expected) and c["valid"] == len(expected)
     assert_no_quirk_500(lg_sandbox)
-
-
-def digits(phone: str | None) -> str:
-    return "".join(ch for ch in phone or "" if ch.isdigit())
-
-
-@pytest.mark.parametrize("fmt", ["apollo", "apollo-2024", "hubspot-csv", "pipedrive", "zoominfo", "outlook-de"])
-def test_the_persons_own_number_wins_over_the_companys(lg_sandbox, tmp_path: Path, fmt: str) -> None:
-    # Which column feeds phoneNumber (the mapping's job), whatever the value normalisation.
-    run_format(lg_sandbox, tmp_path, fmt, n=40)
-    _, _, expected = build(fmt, 40)
-    leads = {lead["email"]: lead for lead in stored(lg_sandbox, "formats-co")}
-    assert {e: digits(leads[e].get("phoneNumber")) for e in expected} == {
-        e: digits(x["phoneNumber"]) for e, x in expected.items()
+    # The phone: the person's own number, else the company's (which column feeds it: the mapping's
+    # job, seen in the digits whatever the cleaning, which adds a US number's country code 1) ...
+    phones = {e: x["phoneNumber"] for e, x in expected.items() if "phoneNumber" in x}
+    assert {e: digits(leads[e].get("phoneNumber")).removeprefix("1") for e in phones} == {
+        e: digits(x).removeprefix("1") for e, x in phones.items()
     }
-
-
-@pytest.mark.parametrize(
-    "fmt", sorted(f for f in FORMAT_HEADERS if f not in ("csv", "phantombuster-salesnav", "linkedin-connections"))
-)
-def test_each_export_stores_the_persons_own_phone(lg_sandbox, tmp_path: Path, fmt: str) -> None:
-    # The person's number, else the company's; E.164 from `values`' normalisation (runs once it is
-    # in the tree: until then phones keep the export's ' prefix).
-    pytest.importorskip("etl.transform.values", reason="the phone normalisation (issue 11 section 3) is not here yet")
-    run_format(lg_sandbox, tmp_path, fmt, n=40)
-    _, _, expected = build(fmt, 40)
-    leads = {lead["email"]: lead for lead in stored(lg_sandbox, "formats-co")}
-    got = {e: leads[e].get("phoneNumber") for e in expected}
-    assert got == {e: x["phoneNumber"] for e, x in expected.items()}
+    # ... in E.164 when its region is known, else as written without the ' (the value
+    # normalisation's contract; until it is in the tree phones keep the export's ' prefix).
+    if values_normalisation_present():
+        assert {e: leads[e].get("phoneNumber") for e in phones} == phones
 
 
 def test_the_run_shows_and_reports_the_mapping(lg_sandbox, tmp_path: Path) -> None:
