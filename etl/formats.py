@@ -46,6 +46,7 @@ _PERSON_FIELDS = ("email", "firstName", "lastName", "fullName", "title", "phoneN
 # second address after `;` or `,` (exports write several in one cell).
 _EMAIL_VALUE = r"^(?i:mailto:)?[^@\s,;<>]+@[^@\s,;<>]+\.[A-Za-z]{2,}(?:\s*[,;].*)?$"
 _LINKEDIN_PROFILE = r"(?i)linkedin\.com/(?:in|pub)/"
+_LINKEDIN_COMPANY = r"(?i)linkedin\.com/(?:company|school|showcase)/"
 _WEBSITE = r"(?i)^(?:https?://|www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?:[/?#]\S*)?$"
 _SOCIAL = r"(?i)(?:linkedin|facebook|twitter|x|instagram|youtube)\.com"
 _PHONE = r"^'?\+?[\d\s().\-/]{7,24}$"
@@ -177,6 +178,9 @@ def guess_mapping(
     taken: set[str] = set()
     for target, aliases in synonyms.items():
         cols = [c for c in probe.source_columns(columns, aliases) if c not in taken]
+        if target == "linkedinUrl":
+            # A column just named "LinkedIn" may hold company pages: never the person's profile.
+            cols = [c for c in cols if sniff_column(sample, [c], _LINKEDIN_COMPANY) is None]
         if cols:
             fields[target] = tuple(cols)
             guessed[target] = "header"

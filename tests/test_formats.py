@@ -201,3 +201,13 @@ def test_headers_in_other_languages_are_guessed_by_their_synonyms() -> None:
     assert m.fields == {"email": ("Adresse de messagerie",), "firstName": ("Prénom",),
                         "lastName": ("Nom de famille",), "title": ("Fonction",), "companyName": ("Société",)}
     assert m.provenance.unmapped == ("Titre",)  # Outlook's "Titre" is the salutation
+
+
+def test_a_linkedin_column_of_company_pages_is_not_the_persons_profile() -> None:
+    header = ["Email", "LinkedIn", "Profile"]
+    sample = pl.DataFrame({"Email": ["a@x.io", "b@y.io"],
+                           "LinkedIn": ["https://www.linkedin.com/company/x", "linkedin.com/company/y"],
+                           "Profile": ["https://www.linkedin.com/in/a", "https://www.linkedin.com/in/b"]})
+    m = decide(header, sample, FORMATS)
+    assert m.fields["linkedinUrl"] == ("Profile",)
+    assert m.provenance is not None and "LinkedIn" in m.provenance.unmapped
