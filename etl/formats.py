@@ -293,6 +293,13 @@ def no_email_message(columns: list[str], mapping: Mapping, label: str, source: s
     """One line: which columns were looked at, and what to do."""
     shown = ", ".join(columns[:40]) + (f", … ({len(columns) - 40} more)" if len(columns) > 40 else "")
     named = ", ".join(mapping.fields.get("email", ())[:6])
+    if len(columns) <= 1:
+        # LinkedIn's Connections.csv starts with a "Notes:" paragraph, so line 1 is no header.
+        return (
+            f"no e-mail column in {source}: its first line has {len(columns)} column(s) [{shown}], so it is "
+            "probably not the header; the header must be on line 1 (LinkedIn's Connections.csv starts with a "
+            "'Notes:' paragraph: delete the lines above 'First Name,Last Name,URL,…')"
+        )
     return (
         f"no e-mail column in {source} ({label}): looked at its {len(columns)} column(s) [{shown}] "
         f"for a header like {named or 'Email'} and for values that are e-mail addresses, and found none; "

@@ -211,3 +211,11 @@ def test_a_linkedin_column_of_company_pages_is_not_the_persons_profile() -> None
     m = decide(header, sample, FORMATS)
     assert m.fields["linkedinUrl"] == ("Profile",)
     assert m.provenance is not None and "LinkedIn" in m.provenance.unmapped
+
+
+def test_a_preamble_before_the_header_is_named_as_the_problem() -> None:
+    # LinkedIn's Connections.csv: "Notes:" and a paragraph, then the header.
+    with pytest.raises(ConfigError, match=r"header must be on line 1 .*Notes:") as err:
+        decide(["Notes:"], pl.DataFrame({"Notes:": ["When exporting your connection data, …"]}), FORMATS,
+               source="Connections.csv")
+    assert "\n" not in str(err.value)
