@@ -489,8 +489,9 @@ def read_throttle(headers: Mapping[str, str] | None, body: Any, *, default_wait_
 class SearchPacer:
     """At most `per_second` searches in any 1-second window (HubSpot's own search limit, per token,
     shared by every object's search), so that the read does not spend its time on 429s. The limit
-    is learned: a SECONDLY 429 lowers it to what was accepted in the last second. Clock and sleep
-    are injectable."""
+    is learned: a SECONDLY 429 lowers it to what was accepted in the last second, and it creeps back up
+    by one per `recover_s` without a 429 (another process sharing the token may have been the cause),
+    never above where it started. Clock and sleep are injectable."""
 
     def __init__(
         self,
@@ -499,11 +500,15 @@ class SearchPacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         margin: float = 0.1,
+        recover_s: float = 30.0,
     ) -> None:
         self.per_second = per_second
+        self.ceiling = per_second
         self.clock = clock
         self.sleep = sleep
         self.margin = margin
+        self.recover_s = recover_s
+        self.learned_at: float | None = None
         self.sent: deque[float] = deque()
 
     def _prune(self, now: float) -> None:
@@ -513,8 +518,10 @@ class SearchPacer:
     def wait(self) -> None:
         if self.per_second <= 0:
             return
-        cap = max(1, int(self.per_second))
         now = self.clock()
+        if self.learned_at is not None and self.per_second < self.ceiling and now - self.learned_at >= self.recover_s:
+            self.per_second, self.learned_at = self.per_second + 1, now
+        cap = max(1, int(self.per_second))
         self._prune(now)
         while len(self.sent) >= cap:
             self.sleep(self.sent[0] + 1.0 + self.margin - now)
@@ -525,7 +532,8 @@ class SearchPacer:
     def learn(self) -> None:
         """A SECONDLY 429: the portal allows fewer searches per second than were sent in the last one
         (the refused one included), and at least one."""
-        self._prune(self.clock())
+        self.learned_at = self.clock()
+        self._prune(self.learned_at)
         accepted = max(1, len(self.sent) - 1)
         self.per_second = float(accepted) if self.per_second <= 0 else float(min(int(self.per_second), accepted))
 

@@ -242,6 +242,16 @@ def test_search_pacer_learns_the_limit_from_a_secondly_429() -> None:
     pacer.wait()
     pacer.learn()  # alone in its second and still refused: never below one
     assert pacer.per_second == 1
+    now[0] += 29
+    pacer.wait()
+    assert pacer.per_second == 1  # not yet: 30 s without a 429 first
+    now[0] += 31
+    pacer.wait()
+    assert pacer.per_second == 2  # then one more per 30 s...
+    for _ in range(10):
+        now[0] += 31
+        pacer.wait()
+    assert pacer.per_second == 5  # ...up to where it started
     unpaced = SearchPacer(0, clock=lambda: 0.0)
     for _ in range(4):
         unpaced.sent.append(0.0)

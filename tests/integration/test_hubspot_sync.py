@@ -309,7 +309,8 @@ def test_a_25k_change_sync_under_the_search_limit_trips_no_unrecovered_429(
     searches = stats["contacts_search"]
     assert report.counts.extracted == 25_000 and report.counts.failed == 0 and report.exit_code == 0
     assert report.source_info["hubspot_requests"]["throttled_429"] == sum(r.get("429", 0) for r in stats.values())
-    assert searches.get("429", 0) >= 1 and report.source_info["search_per_s"] <= 3
+    # learned at once, and tried again once per 30 s (the pacer creeps back up in case the limit rose)
+    assert 1 <= searches.get("429", 0) <= 2 + duration / 30
     if not dry_run:
         assert len(stored(lg_sandbox, CLIENT)) == report.counts.confirmed == 25_000
     print(f"\n25k-change sync ({'dry run' if dry_run else 'real'}): {duration:.1f} s, {sum(searches.values())} "
