@@ -298,35 +298,28 @@ class UndoReport:
 
     def tally(self, items: Iterable[UndoItem], final: dict[int, str] | None = None) -> None:
         """Count the items: by their plan (dry run) or by the outcome `final` (id(item) -> status)."""
-        c = self.counts
         for it in items:
             status = final.get(id(it), it.action) if final is not None else it.action
             if status == "delete":
                 status = "deleted"
             elif status == "restore":
                 status = "unclearable" if it.clear else "restored"
-            if status == "deleted":
-                c.deleted += 1
-            elif status == "restored":
-                c.restored += 1
-            elif status == "conflict":
-                c.conflicts += 1
-            elif status == "already_gone":
-                c.already_gone += 1
-            elif status == "reverted":
-                c.already_reverted += 1
-            elif status == "not_written":
-                c.not_written += 1
-            elif status == "unclearable":
-                c.unclearable += 1
+            counter = COUNTER[status]
+            setattr(self.counts, counter, getattr(self.counts, counter) + 1)
+            if status == "unclearable":
                 self.unclearable.append({"lead_id": it.lead_id, "email": it.email,
                                          "fields": {f: it.now.get(f) for f in it.clear},
                                          "restored": sorted(it.restore)})
             elif status == "failed":
-                c.failed += 1
                 self.failures.append({"lead_id": it.lead_id, "email": it.email, "reason": it.reason})
             if status == "conflict" or it.forced:
                 self.conflicts.append(it.conflict_entry())
+
+
+# An item's final status -> the UndoCounts field that counts it.
+COUNTER = {"deleted": "deleted", "restored": "restored", "conflict": "conflicts", "failed": "failed",
+           "already_gone": "already_gone", "reverted": "already_reverted", "unclearable": "unclearable",
+           "not_written": "not_written"}
 
 
 # --- acting ----------------------------------------------------------------------------------------
