@@ -74,8 +74,8 @@ def edited(rows: list[dict[str, str]], every: int = 2) -> list[dict[str, str]]:
     return out
 
 
-def test_import_upsert_undo_gives_back_the_exact_previous_state(lg_sandbox, tmp_path: Path) -> None:
-    env = env_for(lg_sandbox.base_url, tmp_path)
+def test_import_upsert_undo_gives_back_the_exact_previous_state(lg_sandbox, tmp_path: Path, state_db: str) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path, LEADGENIUS_ETL_STATE=state_db)  # both state backends
     seed_bystanders(lg_sandbox)
     before_any = everything(lg_sandbox)
     rows = people(30)
