@@ -73,7 +73,7 @@ def one_run(base_url: str, d: Path, csv: Path, location: str, client: str, concu
 def main(quick: bool = False) -> str:
     from tests.pg_server import PostgresServer
 
-    n, concurrency = (2_000, 16) if quick else (10_000, 32)
+    n, concurrency = (2_000, 16) if quick else (5_000, 32)
     order = ["sqlite", "postgres", "postgres", "sqlite"]
     results: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
     pg = PostgresServer(durable=True).start()

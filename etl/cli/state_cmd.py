@@ -12,6 +12,7 @@ from etl.config import Settings
 from etl.errors import UsageError
 from etl.state import describe_state, open_state
 from etl.state.base import TABLES
+from etl.state.location import database_identity
 
 state_app = typer.Typer(help="The state database: where it is, and moving it (SQLite <-> PostgreSQL).",
                         no_args_is_help=True)
@@ -58,6 +59,9 @@ def migrate_cmd(
 
 
 def same_place(a: Settings, b: Settings) -> bool:
+    """Two settings naming one database: the same file, or the same server and database (whoever logs in)."""
+    if a.state_url and b.state_url:
+        return database_identity(a.state_url) == database_identity(b.state_url)
     if a.state_url or b.state_url:
-        return a.state_url == b.state_url
+        return False
     return a.state_path.resolve() == b.state_path.resolve()

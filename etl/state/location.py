@@ -55,3 +55,16 @@ def mask_url(url: str) -> str:
         if any(k == "password" for k, _ in pairs):
             query = urlencode([(k, MASK if k == "password" else v) for k, v in pairs], safe="*", quote_via=quote)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def database_identity(url: str) -> tuple[str, str, str]:
+    """(host, port, database) of a URL, loopback spellings made one: two URLs naming the same database
+    differ only in who logs in and how."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query))
+    host = (parts.hostname or params.get("host") or "localhost").lower()
+    if host in ("localhost", "127.0.0.1", "::1"):
+        host = "localhost"
+    port = str(parts.port or params.get("port") or 5432)
+    database = unquote(parts.path.lstrip("/")) or params.get("dbname") or unquote(parts.username or "")
+    return host, port, database

@@ -246,6 +246,11 @@ def _translated(func: F) -> F:
             return func(self, *args, **kwargs)
         except psycopg.OperationalError as exc:
             raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise UsageError(
+                f"the state database {self.display} refused a write: {_first_line(exc)} (the user needs to "
+                f"read and write the schema {SCHEMA}, on the primary server, not a read-only replica)"
+            ) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -314,6 +319,10 @@ class PostgresState(Ledger):
 
     @_translated
     def _migrate(self) -> None:
+        # An up-to-date schema is only read: no DDL, no lock, so a user who may only read and write the
+        # tables (not create them) can run jobs once an administrator's first run has created them.
+        if self._installed_version() == SCHEMA_VERSION:
+            return
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, MIGRATION_LOCK))
             try:
@@ -324,19 +333,27 @@ class PostgresState(Ledger):
                     f"(grant CREATE on the database, or create the schema {SCHEMA} for this user)"
                 ) from None
             self.conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version (version INTEGER NOT NULL)")
-            row = self.conn.execute(f"SELECT MAX(version) FROM {SCHEMA}.schema_version").fetchone()
-            current = int(row[0] or 0) if row else 0
-            if current > SCHEMA_VERSION:
-                raise UsageError(
-                    f"the state database {self.display} has schema version {current}, newer than this "
-                    f"leadgenius-etl knows ({SCHEMA_VERSION}); upgrade leadgenius-etl"
-                )
+            current = self._installed_version() or 0  # again, under the lock: another machine may have migrated
             for statements in MIGRATIONS[current:]:
                 for statement in statements:
                     self.conn.execute(statement)
             if current < SCHEMA_VERSION:
                 self.conn.execute(f"DELETE FROM {SCHEMA}.schema_version")
                 self.conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
+
+    def _installed_version(self) -> int | None:
+        """The schema's version, None before the first run; UsageError when a newer release made it."""
+        found = self.conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.schema_version",)).fetchone()
+        if not (found and found[0]):
+            return None
+        row = self.conn.execute(f"SELECT MAX(version) FROM {SCHEMA}.schema_version").fetchone()
+        current = int(row[0] or 0) if row else 0
+        if current > SCHEMA_VERSION:
+            raise UsageError(
+                f"the state database {self.display} has schema version {current}, newer than this "
+                f"leadgenius-etl knows ({SCHEMA_VERSION}); upgrade leadgenius-etl"
+            )
+        return current
 
     @_translated
     def schema_version(self) -> int:
@@ -486,10 +503,10 @@ class PostgresState(Ledger):
             try:
                 # The lock lives as long as this session: keep an idle-session timeout from ending it, and
                 # have the server probe a silent client so a vanished machine's lock is freed in ~1 min.
-                conn.execute("SELECT set_config('idle_session_timeout', '0', false)")
-                for name, value in (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"),
-                                    ("tcp_keepalives_count", "3")):
-                    conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+                # (Through pg_settings: a server without one of these settings, e.g. before 14, skips it.)
+                for name, value in (("idle_session_timeout", "0"), ("tcp_keepalives_idle", "30"),
+                                    ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3")):
+                    conn.execute("SELECT set_config(name, %s, false) FROM pg_settings WHERE name = %s", (value, name))
                 row = conn.execute(TRY_LOCK, (LOCK_CLASS, job)).fetchone()
                 if not (row and row[0]):
                     holder = conn.execute(LOCK_HOLDER, (LOCK_CLASS, job)).fetchone()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from etl.state.base import TABLES
 from etl.state.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from tests.pg_server import PASSWORD
@@ -84,6 +86,46 @@ def test_migrate_sqlite_to_postgresql_and_back_keeps_every_row(pg_url: str, tmp_
     assert json.loads(runs.stdout.splitlines()[0])["counts"]["confirmed"] == 12
 
 
-def test_migrate_refuses_to_copy_a_state_onto_itself(tmp_path: Path) -> None:
+def test_migrate_refuses_to_copy_a_state_onto_itself(tmp_path: Path, pg_url: str) -> None:
     db = str(tmp_path / "state.db")
     assert "names the state being copied" in one_line_error(cli("state", "migrate", "--to", db, state=db), 2)
+    # the same database under another spelling (no password, another user, localhost) is the same place
+    other_spelling = pg_url.replace("127.0.0.1", "localhost").replace(f"etl:{PASSWORD}@", "someone@")
+    assert "names the state being copied" in one_line_error(
+        cli("state", "migrate", "--to", other_spelling, state=pg_url), 2)
+
+
+def test_privileges_a_user_lacks_are_one_line_exit_2(pg_server, pg_url: str) -> None:
+    import uuid
+
+    import psycopg
+
+    from etl.config import Settings
+    from etl.errors import UsageError
+    from etl.state import open_state
+
+    db = pg_url.rsplit("/", 1)[1]
+    writer, reader = f"w_{uuid.uuid4().hex[:8]}", f"r_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        for role in (writer, reader):
+            admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+            admin.execute(f'GRANT CONNECT ON DATABASE "{db}" TO {role}')
+            admin.execute(f'REVOKE CREATE ON DATABASE "{db}" FROM PUBLIC')
+            admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    as_writer = pg_url.replace("postgresql://etl:", f"postgresql://{writer}:")
+    as_reader = pg_url.replace("postgresql://etl:", f"postgresql://{reader}:")
+    # before anyone created the schema, a user who may not create it is told what to grant
+    assert "grant CREATE on the database" in one_line_error(cli("state", "info", state=as_writer), 2)
+    open_state(Settings.from_env({}, state=pg_url)).close()  # the owner's first run creates the schema
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        for role in (writer, reader):
+            admin.execute(f"GRANT USAGE ON SCHEMA leadgenius_etl TO {role}")
+        admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA leadgenius_etl TO {writer}")
+        admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA leadgenius_etl TO {reader}")
+    # a user who may only read and write the tables runs, a read-only one may look but not write
+    assert cli("state", "info", state=as_writer).returncode == 0
+    assert cli("runs", state=as_reader).returncode == 0
+    with open_state(Settings.from_env({}, state=as_reader)) as state, pytest.raises(UsageError) as refused:
+        state.start_run(command="import", source="csv", target=None, client_id=None, mode="insert", dry_run=False)
+    assert "refused a write" in str(refused.value) and "permission denied" in str(refused.value)
+    assert PASSWORD not in str(refused.value)
