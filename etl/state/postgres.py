@@ -23,7 +23,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from etl.errors import JobLocked, StateUnavailable, UsageError
-from etl.log import redact_text
+from etl.log import get_logger, redact_text
 from etl.state.base import TABLES, Ledger, chunks
 from etl.state.location import mask_url
 
@@ -223,6 +223,7 @@ SET_MARK = f"""
     ON CONFLICT (job, name) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"""
 
 TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
+UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
 LOCK_HOLDER = """
     SELECT a.application_name, host(a.client_addr), a.backend_start
     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
@@ -517,6 +518,16 @@ class PostgresState(Ledger):
             except psycopg.OperationalError as exc:
                 raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
             yield
+            # Unlock explicitly: a lock that is no longer ours means the session was lost mid-run (a
+            # server restart, a killed backend), and another run of the job may have overlapped this one.
+            try:
+                released = conn.execute(UNLOCK, (LOCK_CLASS, job)).fetchone()
+            except psycopg.Error:
+                released = None
+            if not (released and released[0]):
+                get_logger(stage="state").warning(
+                    "the job lock was lost during the run; another run of the job may have overlapped it",
+                    job=job, state=self.display)
         finally:
             conn.close()
 

@@ -130,3 +130,20 @@ def test_a_key_twice_in_one_batch_ends_as_if_written_one_by_one(state_db: str) -
     assert (a["status"], a["lead_id"], a["content_hash"], a["ours"], a["attempts"], a["error"], a["payload"]) == (
         "created", "L-a", "h2", 1, 3, None, '{"v": 2}')
     assert (b["status"], b["lead_id"], b["content_hash"]) == ("exists", "L-b2", "x")
+
+
+def test_a_lock_session_lost_mid_run_is_reported(pg_url: str) -> None:
+    import psycopg
+    from structlog.testing import capture_logs
+
+    from etl.state.postgres import LOCK_CLASS
+
+    with open_state(settings_at(pg_url)) as state, capture_logs() as logs:
+        with state.job_lock("nightly"):
+            with psycopg.connect(pg_url, autocommit=True) as admin:  # e.g. a server restart, a killed backend
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                              " AND granted AND classid = %s::bigint::oid", (LOCK_CLASS,))
+        with state.job_lock("nightly"):  # a clean run says nothing
+            pass
+    assert [entry["event"] for entry in logs] == [
+        "the job lock was lost during the run; another run of the job may have overlapped it"]
