@@ -139,10 +139,10 @@ def test_a_lock_session_lost_mid_run_is_reported(pg_url: str) -> None:
     from etl.state.postgres import LOCK_CLASS
 
     with open_state(settings_at(pg_url)) as state, capture_logs() as logs:
-        with state.job_lock("nightly"):
-            with psycopg.connect(pg_url, autocommit=True) as admin:  # e.g. a server restart, a killed backend
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                              " AND granted AND classid = %s::bigint::oid", (LOCK_CLASS,))
+        # the lock's session ends mid-run, as in a server restart or a killed backend
+        with state.job_lock("nightly"), psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                          " AND granted AND classid = %s::bigint::oid", (LOCK_CLASS,))
         with state.job_lock("nightly"):  # a clean run says nothing
             pass
     assert [entry["event"] for entry in logs] == [
