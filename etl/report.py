@@ -14,6 +14,15 @@ import polars as pl
 from etl.errors import InputFileError
 from etl.log import redact_text
 
+REJECT_COLUMNS: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
+"""What every rejects frame starts with, before the source's own columns (all String): `_row`
+(1-based input row), `_reason` (one line for people, SPEC Part B) and `_rule` (a stable id)."""
+
+
+def no_rejects() -> pl.DataFrame:
+    """A rejects frame without rows, for a source that never rejects a row itself."""
+    return pl.DataFrame(schema=REJECT_COLUMNS)
+
 
 @dataclass
 class Counts:
@@ -102,7 +111,7 @@ class RejectsWriter:
             self._sampled += min(rejects.height, 2000 - self._sampled)
         if self.path is None:
             return
-        tail = [c for c in ("_row", "_reason", "_rule") if c in rejects.columns]
+        tail = [c for c in REJECT_COLUMNS if c in rejects.columns]
         if self._columns is None:
             self._columns = [c for c in rejects.columns if c not in tail] + tail
             try:

@@ -12,6 +12,7 @@ import polars as pl
 
 from etl.extract.csv import BATCH_ROWS
 from etl.pipeline import SourceBatch
+from etl.report import no_rejects
 
 if TYPE_CHECKING:
     from etl.extract.hubspot import ArchivedContact, Merge
@@ -94,12 +95,9 @@ class HubSpotSource:
             self.merges.extend(batch.merges)
             if batch.frame.height:
                 self.live_emails.extend(e for e in batch.frame.get_column("email").to_list() if e)
-            yield SourceBatch(batch.frame, _no_rejects(batch.frame), info)
+            yield SourceBatch(batch.frame, no_rejects(), info)
 
     @property
     def requests(self) -> dict[str, int]:
         return dict(self.extractor.stats)
 
-
-def _no_rejects(frame: pl.DataFrame) -> pl.DataFrame:
-    return pl.DataFrame(schema={"_row": pl.Int64, "_reason": pl.String, "_rule": pl.String})

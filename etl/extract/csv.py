@@ -41,6 +41,7 @@ from pathlib import Path
 import polars as pl
 
 from etl.errors import InputFileError
+from etl.report import REJECT_COLUMNS
 
 SNIFF_BYTES = 4 * 1024 * 1024
 """How much of the file the encoding and delimiter sniffers look at."""
@@ -59,6 +60,7 @@ _MAX_BACKTRACK_LINES = 2_000
 REPLACEMENT = "\ufffd"
 _ESCAPED = re.compile("[\udc80-\udcff]")
 _ESCAPED_RUN = re.compile("[\udc80-\udcff]+")
+_NON_ASCII = re.compile("[^\x00-\x7f]")
 _MARKERS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
 """Noncharacters that stand for undecodable bytes while a block is parsed (one absent from the block)."""
 
@@ -76,9 +78,6 @@ def _escape_undecodable(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error(UNDECODABLE, _escape_undecodable)
-_NON_ASCII = re.compile("[^\x00-\x7f]")
-
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
 @dataclass(frozen=True)
@@ -108,11 +107,6 @@ class CsvSource:
     """Bytes of the file (BOM included) before the first data record (UTF-8 files only)."""
     _avg_record_bytes: float = field(default=100.0, repr=False)
     """Average UTF-8 bytes per record in the sniffed sample (sizes the blocks)."""
-
-    def describe(self) -> str:
-        """One line for logs and reports: encoding, delimiter, columns."""
-        name = _DELIMITER_NAMES.get(self.delimiter, repr(self.delimiter))
-        return f"{self.path.name}: {self.encoding}, {name}-delimited, {len(self.columns)} columns"
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[CsvBatch]:
         """Yield batches of roughly `batch_rows` records, reading the file block by block.
@@ -706,7 +700,7 @@ def _parse_block(
     )
     if marker:  # the rejects file shows an undecodable byte as U+FFFD, as a lossy decode would
         bad = bad.with_columns(pl.col(c).str.replace_all(marker, REPLACEMENT, literal=True) for c in cnames)
-    bad = bad.select("_row", "_reason", "_rule", *cnames).rename(renames)
+    bad = bad.select(*REJECT_COLUMNS, *cnames).rename(renames)
     return CsvBatch(frame=good, rejects=bad), consumed
 
 
@@ -730,9 +724,3 @@ def _mark_undecodable(block: bytes) -> tuple[bytes, str]:
     marker = next((m for m in _MARKERS if m not in text), REPLACEMENT)
     return _ESCAPED_RUN.sub(marker, text).encode("utf-8"), marker
 
-
-def empty_rejects(columns: list[str]) -> pl.DataFrame:
-    """A zero-row rejects frame with the standard columns (for callers that need one)."""
-    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
-    schema.update({c: pl.String() for c in columns})
-    return pl.DataFrame(schema=schema)

@@ -22,13 +22,12 @@ from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
 from etl.load.auth import with_bulk_credentials
 from etl.pipeline import SourceBatch
+from etl.report import no_rejects
 
 Table = Literal["enrich", "source"]
 
 # Everything a new lead may carry, minus client_id (set from --client by the run).
 MIGRATED_FIELDS: tuple[str, ...] = tuple(f for f in LEAD_FIELDS if f != "client_id")
-
-_REJECTS_SCHEMA: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
 
 
 def migration_frame(items: Sequence[dict[str, Any]], first_row: int) -> pl.DataFrame:
@@ -83,7 +82,7 @@ class LeadGeniusBulkSource:
 
     async def abatches(self) -> AsyncIterator[SourceBatch]:
         """One batch per bulk page. A repeated nextToken raises `PaginationLoop` (never loops)."""
-        rejects = pl.DataFrame(schema=_REJECTS_SCHEMA)
+        rejects = no_rejects()
         async with LeadGeniusApi(self.settings, transport=self.transport, concurrency=1, rate_per_min=self.rate) as api:
             company_id = await resolve_company_id(api, self.company_id)
             self.resolved_company_id = company_id

@@ -28,6 +28,7 @@ import polars as pl
 from etl.errors import ConfigError
 from etl.fields import LEAD_FIELDS
 from etl.mapping import Mapping
+from etl.report import REJECT_COLUMNS
 from etl.slug import looks_like_uuid
 from etl.transform.dedupe import DUPLICATES_SCHEMA, Deduper, split_duplicates
 from etl.transform.notes import aggregate_notes
@@ -47,8 +48,6 @@ __all__ = [
     "Deduper",
     "TransformResult",
     "fill_rates",
-    "lead_schema",
-    "rejects_schema",
     "to_payload",
     "transform",
 ]
@@ -64,20 +63,6 @@ class TransformResult:
     leads: pl.DataFrame
     rejects: pl.DataFrame
     duplicates: pl.DataFrame
-
-
-def lead_schema() -> dict[str, pl.DataType]:
-    """The columns and types of `TransformResult.leads`."""
-    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_key": pl.String()}
-    schema.update({f: pl.String() for f in LEAD_FIELDS})
-    return schema
-
-
-def rejects_schema(source_columns: list[str]) -> dict[str, pl.DataType]:
-    """The columns and types of a rejects frame for a source with these columns."""
-    schema: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.String(), "_rule": pl.String()}
-    schema.update({c: pl.String() for c in source_columns})
-    return schema
 
 
 def check_client_id(client_id: str) -> None:
@@ -118,7 +103,7 @@ def transform(
     bad = staged.get_column("_rule").is_not_null()
     explained = staged.select("_row", "email", "_rule").filter(bad).pipe(explain_rejects, email_columns)
     rejects = pl.concat(
-        [explained.select("_row", "_reason", "_rule"), frame.filter(bad).drop("_row")], how="horizontal"
+        [explained.select(*REJECT_COLUMNS), frame.filter(bad).drop("_row")], how="horizontal"
     )
     good = (
         (staged.filter(~bad) if bad.any() else staged)
