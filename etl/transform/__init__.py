@@ -39,7 +39,9 @@ from etl.transform.steps import (
     map_fields,
     normalise_email,
     select_lead_columns,
+    strip_chars_expr,
     strip_values,
+    used_columns,
 )
 from etl.transform.values import add_url_schemes, derive_company_domain, normalise_phones
 
@@ -93,15 +95,30 @@ def transform(
     frame = frame.with_columns(pl.col("_row").cast(pl.Int64), *[pl.col(c).cast(pl.String) for c in source_columns])
     email_columns = mapping.source_columns(source_columns, mapping.fields["email"])
     phone_columns = frozenset(mapping.source_columns(source_columns, mapping.fields.get("phoneNumber", ())))
+    used = used_columns(mapping, source_columns)
 
     staged = (
-        frame.pipe(strip_values, source_columns, phone_columns)
-        .pipe(map_fields, mapping, client_id)
+        frame.pipe(strip_values, used, phone_columns)
+        .pipe(map_fields, mapping, client_id, used)
         .pipe(normalise_email)
         .pipe(classify_rows)
     )
     bad = staged.get_column("_rule").is_not_null()
-    explained = staged.select("_row", "email", "_rule").filter(bad).pipe(explain_rejects, email_columns)
+    explained = staged.select("_row", "email", "_rule").filter(bad)
+    unused = [c for c in source_columns if c not in set(used)]
+    if unused and explained.height:
+        # Empty in every column the mapping reads, but a value elsewhere: not an empty row, a row
+        # without an e-mail (looked at for the rejected rows only).
+        elsewhere = frame.filter(bad).select(
+            pl.any_horizontal(strip_chars_expr(c, False) != "" for c in unused).fill_null(False)
+        )
+        explained = explained.with_columns(
+            pl.when((pl.col("_rule") == "empty_row") & elsewhere.to_series())
+            .then(pl.lit("missing_email"))
+            .otherwise(pl.col("_rule"))
+            .alias("_rule")
+        )
+    explained = explained.pipe(explain_rejects, email_columns)
     rejects = pl.concat(
         [explained.select(*REJECT_COLUMNS), frame.filter(bad).drop("_row")], how="horizontal"
     )

@@ -133,9 +133,22 @@ def coalesce_columns(columns: list[str]) -> pl.Expr:
     return pl.coalesce([pl.col(c) for c in columns])
 
 
-def map_fields(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> pl.DataFrame:
+def used_columns(mapping: Mapping, available: list[str]) -> list[str]:
+    """The columns of `available` that the mapping reads (fields, notes, AI block, hints), in
+    file order. The others reach only the rejects file, untouched: an Apollo export's 60 unmapped
+    columns cost nothing in the transform."""
+    aliases = [*mapping.fields.values(), *(n.columns for n in mapping.notes), *mapping.ai_notes.values(),
+               *mapping.hints.values()]  # fmt: skip
+    wanted = {c for a in aliases for c in mapping.source_columns(available, a)}
+    return [c for c in available if c in wanted]
+
+
+def map_fields(
+    frame: pl.DataFrame, mapping: Mapping, client_id: str, stripped: list[str] | None = None
+) -> pl.DataFrame:
     """Source columns -> every LeadGenius field (null where nothing maps), plus `_note_<i>` and
-    `_ai_<key>` helper columns for notes aggregation. Expects `strip_values` first.
+    `_ai_<key>` helper columns for notes aggregation. Expects `strip_values` first, on
+    `stripped` (default: every source column): `_empty` says they are all null.
 
     `phone` and any other unlisted column simply never make it out (field allowlist, quirk 2).
     """
@@ -157,8 +170,9 @@ def map_fields(frame: pl.DataFrame, mapping: Mapping, client_id: str) -> pl.Data
     country = mapping.source_columns(available, mapping.hints.get("country", ()))
     if country:
         exprs.append(coalesce_columns(country).alias(COUNTRY_COLUMN))
+    checked = available if stripped is None else stripped
     exprs.append(
-        pl.all_horizontal([pl.col(c).is_null() for c in available]).alias("_empty") if available else pl.lit(True)
+        pl.all_horizontal([pl.col(c).is_null() for c in checked]).alias("_empty") if checked else pl.lit(True)
     )
     return frame.select(exprs)
 

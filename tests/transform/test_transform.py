@@ -75,6 +75,14 @@ def test_empty_row_rule() -> None:
     assert r.rejects["_rule"].to_list() == ["empty_row"]
 
 
+def test_a_value_in_a_column_no_field_reads_makes_a_row_not_empty() -> None:
+    # Unmapped columns are never cleaned (they cost nothing), but they still count as values.
+    df = frame(email=[" ", None, "\u200b"], firstName=["", None, None], Keywords=["saas", " \t", None])
+    r = transform(df, CSV, "acme")
+    assert r.rejects["_rule"].to_list() == ["missing_email", "empty_row", "empty_row"]
+    assert r.rejects["Keywords"].to_list() == ["saas", " \t", None]  # the rejects keep the row as it was
+
+
 @pytest.mark.parametrize(
     ("first", "last", "email", "expected"),
     [
