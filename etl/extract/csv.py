@@ -494,7 +494,15 @@ def _parse_with_marks(block: bytes, ncols: int, sep: str, balanced: bool | None 
         return None
     if parsed.height == 0:
         return None
-    nfields = pl.coalesce([pl.when(pl.col(n) == _MARK).then(pl.lit(i, dtype=pl.Int64)) for i, n in enumerate(names)])
+    # A record with as many fields as the header has its mark in column `ncols`: when every
+    # record does (the usual block), that is the field count, with one comparison instead of
+    # one per column (a 70-column export paid ~70).
+    if parsed.select((pl.col(names[ncols]) == _MARK).fill_null(False).all()).item():
+        nfields = pl.lit(ncols, dtype=pl.Int64)
+    else:
+        nfields = pl.coalesce(
+            [pl.when(pl.col(n) == _MARK).then(pl.lit(i, dtype=pl.Int64)) for i, n in enumerate(names)]
+        )
     parsed = parsed.with_columns(nfields=nfields)
     # Every mark now sits at a record's end or inside a quoted value (a line end in it). The
     # parse never makes marks, only drops them (cells past the spare columns): so when every
