@@ -155,8 +155,8 @@ def overlap_writes(n: int, touched: int) -> list[str]:
         *rows,
         "",
         "- run 3 reads again every contact run 2 sent (they changed inside the lookback) and writes nothing: "
-        "the content hash in the ledger says they are unchanged. Its only LeadGenius cost is the one read of "
-        "the client every run makes.",
+        "the content hash in the ledger says they are unchanged. Its only LeadGenius cost is what every run "
+        "reads: the client before planning and again to reconcile (GET pages of 1,000).",
     ]
 
 
