@@ -48,6 +48,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from etl.errors import CredentialsRejected, EtlError, TargetUnreachable
+from etl.load.classify import RETRY_STATUSES, SERVER_ERROR_STATUSES
 from etl.log import register_secret
 
 CONTACT_PROPERTIES: tuple[str, ...] = (
@@ -101,8 +102,6 @@ MAX_HELD_ROWS = 5000  # rows held back waiting for a full company batch, before 
 PRIMARY_V3_TYPE = "contact_to_company"  # v3 `associations=companies`: the primary also shows unlabeled
 PRIMARY_V4_TYPE_ID = 1  # v4: HUBSPOT_DEFINED typeId 1 is "Primary" contact -> company
 COMPANY_PRIMARY_V4_TYPE_ID = 2  # ... and typeId 2 the same label seen from the company
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-TRANSPORT_RETRY_STATUSES = (500, 502, 503, 504)  # urllib3 retries these; a 429 is `_call`'s (it never gives up)
 THROTTLE_BUDGET_S = 900.0  # total wait for 429s in one read before it is called unreachable
 
 STATUS_OK = "ok"
@@ -423,7 +422,7 @@ def make_retry(total: int, backoff_factor: float, counter: dict[str, int] | None
         read=total,
         status=total,
         backoff_factor=backoff_factor,
-        status_forcelist=TRANSPORT_RETRY_STATUSES,
+        status_forcelist=SERVER_ERROR_STATUSES,  # urllib3 retries these; a 429 is `_call`'s (it never gives up)
         allowed_methods=frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}),
         respect_retry_after_header=True,
         raise_on_status=True,
