@@ -401,9 +401,14 @@ class PostgresState(Ledger):
 
     @_translated
     def _write_outcomes(self, rows: list[tuple[Any, ...]], writes: list[tuple[Any, ...]]) -> None:
-        # rows[i] and writes[i] are one outcome; a key repeated in the batch goes into a later round
+        # rows[i] and writes[i] are one outcome; a key repeated in the batch goes into a later round.
+        # The commit does not wait for the WAL flush (synchronous_commit off, this transaction only):
+        # outcomes may be lost in a server crash, as in a kill -9 before a flush, and the next run
+        # finds those leads by reading the target. SQLite's synchronous=NORMAL makes the same trade;
+        # intents, which must survive, keep the server's setting. The pipeline sends it all at once.
         indexed = [(i, *row[6:9]) for i, row in enumerate(rows)]  # (i, target, client_id, key)
-        with self.conn.transaction():
+        with self.conn.pipeline(), self.conn.transaction():
+            self.conn.execute("SET LOCAL synchronous_commit = off")
             for batch in unique_rounds(indexed, lambda entry: entry[1:]):
                 picked = [entry[0] for entry in batch]
                 self.conn.execute(UPDATE_OUTCOMES, [list(col) for col in zip(*(rows[i] for i in picked), strict=True)])
