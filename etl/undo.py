@@ -416,22 +416,23 @@ async def _undo(
             api.on_throttled = lambda: notify("429s", 1)
             company = await api.company()  # also proves the credentials before anything else
             company_id = company.get("company_id") if settings.api_key else None
-            marks = [{"job": m["job"], "name": m["name"], "from": m["after_value"], "to": m["before_value"]}
-                     for m in ledger.marks_set_by(run["run_id"])]
-            if not options.dry_run:
-                _move_marks_back(ledger, marks)
-            report.marks = marks
             groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for w in writes:
                 if w.get("undo_status") not in TERMINAL:
                     groups.setdefault((w["target"], w["client_id"]), []).append(w)
-            for (target, client_id), rows in groups.items():
+            for target, _client in groups:
                 if target != api.target_id:
                     raise UsageError(
                         f"run {run['run_id']} wrote to {target.split('#')[0]} as user {target.split('#')[-1]}; "
                         f"this session reaches {api.target_id.split('#')[0]} as user {api.keeper.user_id}: "
                         "set LEADGENIUS_BASE_URL and log in as that user"
                     )
+            marks = [{"job": m["job"], "name": m["name"], "from": m["after_value"], "to": m["before_value"]}
+                     for m in ledger.marks_set_by(run["run_id"])]
+            if not options.dry_run:
+                _move_marks_back(ledger, marks)  # before any delete: a kill after it loses nothing
+            report.marks = marks
+            for (target, client_id), rows in groups.items():
                 snap = await read_target(api, client_id, company_id=company_id)
                 ctx = ledger_context(ledger.client_writes(target, client_id), run["run_id"])
                 end = window_end(writes, run, settings.timeout_s)

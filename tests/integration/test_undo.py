@@ -266,30 +266,30 @@ def test_kill_minus_9_mid_import_then_undo_leaves_no_lead_of_that_run(lg_sandbox
 def test_kill_minus_9_mid_undo_then_undo_again_finishes_exact(lg_sandbox, tmp_path: Path) -> None:
     env = env_for(lg_sandbox.base_url, tmp_path)
     seed_bystanders(lg_sandbox)
-    rows = people(120)
+    rows = people(300)
     run_import(env, tmp_path, rows, "first")
     after_first = everything(lg_sandbox)
-    second = run_import(env, tmp_path, [*edited(rows, every=1), *people(100, start=200)], "second",
+    second = run_import(env, tmp_path, [*edited(rows, every=1), *people(250, start=1000)], "second",
                         "--mode", "upsert")
     restorable = sum(1 for r in rows if r["title"])
-    lg_sandbox.configure(latency_ms=40)
+    assert restorable == 200
+    # one request at a time, each slow: 5 batch deletes, then 4 batch PUTs of 50 restores
+    lg_sandbox.configure(latency_ms=250)
     proc = subprocess.Popen([sys.executable, "-m", "etl", "undo", second, "--concurrency", "1", "-q"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def some_restored() -> bool:
-        leads = stored(lg_sandbox, CLIENT)
-        return sum(1 for lead in leads if str(lead.get("title", "")).startswith("Head")) <= restorable - 10
+    def heads() -> int:
+        return sum(1 for lead in stored(lg_sandbox, CLIENT) if str(lead.get("title", "")).startswith("Head"))
 
-    _kill_when(proc, some_restored)
-    middle = stored(lg_sandbox, CLIENT)
-    assert any(str(lead.get("title", "")).startswith("Head") for lead in middle)  # killed midway
+    _kill_when(proc, lambda: heads() <= restorable - 50)
+    assert heads() > 0  # killed midway: some restores were still to come
     lg_sandbox.configure(latency_ms=0)
     again, report = undo(env, tmp_path, second)
     assert again.returncode == 0, again.stderr
     assert without_stamps(everything(lg_sandbox)) == without_stamps(after_first)
     c = report["counts"]
-    assert c["deleted"] + c["already_gone"] == 100 and c["restored"] + c["already_reverted"] == restorable
-    assert c["already_reverted"] >= 10
+    assert c["already_gone"] == 250 and c["deleted"] == 0  # the killed undo had deleted them all
+    assert c["restored"] + c["already_reverted"] == restorable and c["already_reverted"] >= 50
 
 
 @pytest.mark.parametrize("api_key", [False, True], ids=["bearer-reads", "bulk-reads"])
@@ -373,3 +373,35 @@ def test_restores_go_in_batch_puts_and_a_refused_batch_goes_lead_by_lead(lg_sand
     puts = lg_sandbox.stats()["requests"]["PUT /api/leads"]
     # the upsert's 100 single PUTs, then 2 batch PUTs (one refused 3 times) and 50 single ones
     assert puts == {"200": 100 + 1 + 50, "500": 3}, puts
+
+
+def test_undo_with_the_state_in_postgresql(lg_sandbox, pg_url: str, tmp_path: Path) -> None:
+    from tests.pg_server import PASSWORD
+
+    env = env_for(lg_sandbox.base_url, tmp_path, LEADGENIUS_ETL_STATE=pg_url)
+    rows = people(20)
+    run_import(env, tmp_path, rows, "first")
+    after_first = everything(lg_sandbox)
+    second = run_import(env, tmp_path, [*edited(rows), *people(5, start=40)], "second", "--mode", "upsert")
+    proc, report = undo(env, tmp_path, second)
+    assert proc.returncode == 0, proc.stderr
+    assert (report["counts"]["deleted"], report["counts"]["restored"]) == (5, 6)
+    assert without_stamps(everything(lg_sandbox)) == without_stamps(after_first)
+    again, _ = undo(env, tmp_path, second, name="again")
+    assert again.returncode == 0 and "already undone" in again.stdout
+    runs = cli("runs", env=env | {"COLUMNS": "250"})
+    assert "yes (" in runs.stdout
+    for text in (proc.stdout, proc.stderr, (tmp_path / "undo.json").read_text(), runs.stdout):
+        assert PASSWORD not in text
+
+
+def test_undo_refuses_another_account_than_the_run_wrote_to(lg_sandbox, tmp_path: Path) -> None:
+    env = env_for(lg_sandbox.base_url, tmp_path)
+    run = run_import(env, tmp_path, people(4), "one")
+    other = env | {"LEADGENIUS_EMAIL": lg_sandbox.other_tenant.email,
+                   "LEADGENIUS_PASSWORD": lg_sandbox.other_tenant.password,
+                   "LEADGENIUS_AUTH_FILE": str(tmp_path / "auth-other.json")}
+    assert_clean_failure(cli("undo", run, env=other), 2, "log in as that user")
+    assert len(stored(lg_sandbox, CLIENT)) == 4
+    proc, _ = undo(env, tmp_path, run)  # the right account still can
+    assert proc.returncode == 0 and stored(lg_sandbox, CLIENT) == []
