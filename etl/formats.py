@@ -30,6 +30,7 @@ import polars as pl
 from etl.errors import ConfigError
 from etl.fields import LEAD_FIELDS
 from etl.mapping import Mapping, NoteColumn, Provenance, builtin_names, header_keys, normalise_header
+from etl.transform.steps import used_columns
 
 MIN_SCORE = 0.5
 """Share of a format's signature headers a file must have to be recognised as that format."""
@@ -120,7 +121,7 @@ def decide(
     if "email" not in resolved.fields and how == "detected":
         # A known layout plus an e-mail column of its own (an enrichment step's): found as a
         # guess would find it, and reported as guessed.
-        free = [c for c in columns if c not in used_columns(resolved)]
+        free = [c for c in columns if c not in used_columns(resolved, columns)]
         found = find_email(free, sample, formats)
         if found is not None:
             resolved = replace(resolved, fields={"email": (found[0],), **resolved.fields})
@@ -129,7 +130,7 @@ def decide(
         raise ConfigError(no_email_message(columns, chosen, label, source))
     if how == "detected":
         missing = _missing_expected(chosen, resolved, columns)
-    used = used_columns(resolved)
+    used = set(used_columns(resolved, columns))
     unmapped = tuple(c for c in columns if c not in used)
     return replace(
         resolved,
@@ -155,14 +156,6 @@ def resolve(mapping: Mapping, columns: list[str]) -> Mapping:
     ai_notes = {k: tuple(cols) for k, a in mapping.ai_notes.items() if (cols := mapping.source_columns(columns, a))}
     hints = {k: tuple(cols) for k, a in mapping.hints.items() if (cols := mapping.source_columns(columns, a))}
     return replace(mapping, fields=fields, notes=notes, ai_notes=ai_notes, hints=hints, detect=None)
-
-
-def used_columns(mapping: Mapping) -> set[str]:
-    used = {c for cols in mapping.fields.values() for c in cols}
-    used.update(c for n in mapping.notes for c in n.columns)
-    used.update(c for cols in mapping.ai_notes.values() for c in cols)
-    used.update(c for cols in mapping.hints.values() for c in cols)  # e.g. the phone region's country
-    return used
 
 
 def guess_mapping(
@@ -401,5 +394,4 @@ __all__ = [
     "sniff_column",
     "synonym_table",
     "to_toml",
-    "used_columns",
 ]
