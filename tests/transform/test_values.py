@@ -7,6 +7,7 @@ by the code under test."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import phonenumbers
@@ -245,3 +246,35 @@ def test_nanp_fast_path_on_random_numbers_equals_phonenumbers() -> None:
     # and it misses no number that is valid by the US rules alone
     missed = [s for f, s in zip(fast, slow, strict=True) if f is None and s.startswith("+1")]
     assert all(not phonenumbers.is_valid_number_for_region(phonenumbers.parse(s), "US") for s in missed)
+
+
+def test_job_file_default_region(tmp_path: Path) -> None:
+    from etl.errors import ConfigError
+    from etl.jobs import JobSpec
+
+    job = tmp_path / "job.toml"
+    job.write_text('source = "csv"\npath = "in.csv"\nclient = "Acme"\ndefault_region = "Germany"\n')
+    assert JobSpec.load(job).default_region == "DE"
+    job.write_text('source = "csv"\npath = "in.csv"\nclient = "Acme"\ndefault_region = "Atlantis"\n')
+    with pytest.raises(ConfigError, match="default_region"):
+        JobSpec.load(job)
+
+
+def test_cli_default_region_reads_national_numbers(lg_sandbox: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.cli_helpers import cli_env
+    from tests.integration.helpers import stored
+
+    src = tmp_path / "in.csv"
+    src.write_text("email,phone\na@x.io,'(415) 555-0100\nb@x.io,030 901820\n", encoding="utf-8")
+    env = cli_env(lg_sandbox.base_url, tmp_path)
+    bad = subprocess.run([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme",
+                          "--default-region", "Atlantis"], env=env, capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "--default-region 'Atlantis'" in bad.stderr and "Traceback" not in bad.stderr
+    ok = subprocess.run([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme",
+                         "--default-region", "US"], env=env, capture_output=True, text=True)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    phones = {lead["email"]: lead.get("phoneNumber") for lead in stored(lg_sandbox, "acme")}
+    assert phones == {"a@x.io": "+14155550100", "b@x.io": "030 901820"}  # not a valid US number: as written
