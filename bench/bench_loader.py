@@ -16,12 +16,12 @@ import anyio
 import httpx
 
 from etl.config import Settings
+from etl.extract.csv import CsvFileSource
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.store import OTHER_TENANT, SandboxConfig
 from etl.sandbox.server import start_in_thread
-from etl.sources import CsvFileSource
 
 
 def serial_loop(base_url: str, stop: threading.Event, out: dict[str, float]) -> None:

@@ -14,8 +14,7 @@ import anyio
 import httpx
 
 from etl.config import Settings
-from etl.jobs import import_hubspot
-from etl.pipeline import ImportOptions
+from etl.jobs import JobSpec, run_spec
 from etl.sandbox.hubspot.app import SANDBOX_TOKEN
 from etl.sandbox.hubspot.app import create_app as hubspot_app
 from etl.sandbox.leadgenius.app import create_app as leadgenius_app
@@ -39,8 +38,8 @@ def main(quick: bool = False) -> str:
                             password="demo-password", state_path=d / "s.db", hubspot_token=SANDBOX_TOKEN,
                             hubspot_base_url=hs.base_url)
         started = time.perf_counter()
-        report = anyio.run(lambda: import_hubspot(settings, ImportOptions(client="Migration", mode="upsert",
-                                                                          concurrency=8), job="bench"))
+        spec = JobSpec(name="bench", source="hubspot", client="Migration", mode="upsert", concurrency=8)
+        report = anyio.run(lambda: run_spec(spec, settings))
         elapsed = time.perf_counter() - started
     lg.stop()
     hs.stop()

@@ -144,13 +144,13 @@ def run_dry_run(path: Path) -> tuple[dict[str, int], float]:
     import anyio
 
     from etl.config import Settings
+    from etl.extract.csv import CsvFileSource
     from etl.log import configure
     from etl.mapping import Mapping
     from etl.pipeline import ImportOptions, run_import
     from etl.sandbox.leadgenius.app import create_app
     from etl.sandbox.leadgenius.store import SandboxConfig
     from etl.sandbox.server import serving
-    from etl.sources import CsvFileSource
 
     configure(level="WARNING")  # as `make demo` runs it: no per-batch log lines
     with tempfile.TemporaryDirectory() as tmp, serving(create_app(SandboxConfig())) as server:

@@ -18,6 +18,7 @@ from etl.state.location import check_state_url, is_state_url, url_password
 
 DEFAULT_BASE_URL = "https://last.leadgenius.app"
 DEFAULT_HUBSPOT_URL = "https://api.hubapi.com"
+DEFAULT_LEADSCRAPER_URL = "https://api.leadscraper.com/v1"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Settings:
     user_id: str | None = None
     hubspot_token: str | None = None
     hubspot_base_url: str = DEFAULT_HUBSPOT_URL
+    leadscraper_api_key: str | None = None
+    leadscraper_base_url: str = DEFAULT_LEADSCRAPER_URL
     state_path: Path = field(default_factory=lambda: Path(".leadgenius-etl/state.db"))
     state_url: str | None = field(default=None, repr=False)  # a postgresql:// URL; when set, state_path is unused
     allow_insecure_http: bool = False
@@ -52,6 +55,8 @@ class Settings:
             user_id=env.get("LEADGENIUS_USER_ID") or None,
             hubspot_token=env.get("HUBSPOT_ACCESS_TOKEN") or None,
             hubspot_base_url=(env.get("HUBSPOT_BASE_URL") or DEFAULT_HUBSPOT_URL).rstrip("/"),
+            leadscraper_api_key=env.get("LEADSCRAPER_API_KEY") or None,
+            leadscraper_base_url=(env.get("LEADSCRAPER_BASE_URL") or DEFAULT_LEADSCRAPER_URL).rstrip("/"),
             **state_location(str(state) if state else env.get("LEADGENIUS_ETL_STATE") or ".leadgenius-etl/state.db"),
             allow_insecure_http=env.get("LEADGENIUS_ALLOW_INSECURE_HTTP", "") in ("1", "true", "yes"),
             timeout_s=float(env.get("LEADGENIUS_TIMEOUT_S") or 30.0),
@@ -61,7 +66,7 @@ class Settings:
             clean["base_url"] = str(clean["base_url"]).rstrip("/")
             clean["base_url_from_user"] = True
         settings = replace(settings, **clean)  # type: ignore[arg-type]
-        for secret in (settings.password, settings.api_key, settings.hubspot_token):
+        for secret in (settings.password, settings.api_key, settings.hubspot_token, settings.leadscraper_api_key):
             register_secret(secret)
         if settings.state_url:
             register_secret(url_password(settings.state_url))

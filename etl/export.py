@@ -8,7 +8,7 @@ whatever the size of the export. The file appears at `out` only when the last pa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,9 +20,8 @@ from etl.errors import UsageError, unwrapped_errors
 from etl.extract.leadgenius import resolve_company_id, with_bulk_credentials
 from etl.load.api import LeadGeniusApi
 from etl.log import get_logger
+from etl.report import Progress
 from etl.sinks import export_columns, format_for, open_sink, page_frame
-
-Progress = Callable[[str, int], None]
 
 
 async def run_export(

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from etl.extract.hubspot import ArchivedContact, Merge, iso_to_ms
+from etl.sources import Incremental
 
 if TYPE_CHECKING:
     from etl.config import Settings
-    from etl.pipeline import ImportOptions
+    from etl.extract.hubspot import HubSpotSource
     from etl.report import RunReport
 
 DEFAULT_LOOKBACK = timedelta(minutes=10)
+MARK = "hubspot.lastmodifieddate"
 MARK_LAST_FULL = "hubspot.last_full"  # when the last full run of the job finished confirmed
 MARK_GONE = "hubspot.gone"  # GoneMemory, JSON
 VERIFY_ROUNDS = 3
@@ -210,94 +212,85 @@ def created_by_job(ledger: Any, target: str, client_id: str, job: str, keys: Ite
     return out
 
 
-async def sync_hubspot(
-    settings: Settings,
-    options: ImportOptions,
-    *,
-    job: str,
-    mapping: Any,
-    full: bool = False,
-    since: datetime | None = None,
-    lookback: timedelta = DEFAULT_LOOKBACK,
-    full_every: timedelta | None = None,
-    on_archive: OnArchive = "keep",
-    transport: Any = None,
-    progress: Any = None,
-) -> RunReport:
-    """One HubSpot sync run: read (full, or changed since the mark less the lookback), import, act on
-    the contacts archived or merged away since the last run, then move the marks — only when every
-    lead is confirmed, only forward, and never past HubSpot's clock at the run's start less the
-    lookback (a change indexed late is then still inside the next run's window)."""
-    from dataclasses import replace
+@dataclass
+class HubSpotIncremental(Incremental):
+    """`etl.jobs.run_incremental`'s adapter for HubSpot: changes since the mark less the lookback,
+    full runs when due (`full_every`), the contacts archived or merged away since the last run
+    (`on_archive`), and a mark taken from HubSpot's own clock at the run's start less the lookback
+    (a change indexed late is then still inside the next run's window)."""
 
-    from etl.jobs import MARK, parse_since
-    from etl.pipeline import run_import
-    from etl.sources import HubSpotSource
-    from etl.state import open_state
+    access_token: str
+    host: str
+    lookback: timedelta = DEFAULT_LOOKBACK
+    full_every: timedelta | None = None
+    on_archive: OnArchive = "keep"
+    mark: str = MARK
+    last: HubSpotSource | None = field(default=None, init=False)
+    _memory: GoneMemory = field(default_factory=GoneMemory, init=False)
+    _window: datetime | None = field(default=None, init=False)
+    _reason: str | None = field(default=None, init=False)
+    _gone: Gone = field(default_factory=Gone, init=False)
 
-    ledger = open_state(settings)
-    try:
-        stored_text = ledger.get_mark(job, MARK)
-        last_full_text = ledger.get_mark(job, MARK_LAST_FULL)
-        memory = GoneMemory.load(ledger.get_mark(job, MARK_GONE))
-    finally:
-        ledger.close()
-    stored = parse_since(stored_text) if stored_text else None
-    now = datetime.now(UTC)
-    reason = None if since else full_reason(
-        forced=full, has_mark=stored is not None, last_full=parse_since(last_full_text) if last_full_text else None,
-        every=full_every, now=now,
-    )
-    window = since or (stored - lookback if stored else None)  # archives and merges since then are new
-    assert settings.hubspot_token, "checked by the caller"
-    source = HubSpotSource(
-        settings.hubspot_token, settings.hubspot_base_url, since=None if reason else window,
-        archived_since=window if reason else None,
-    )
-    report = await run_import(
-        settings, source, mapping, replace(options, report_path=None, job=job), transport=transport,
-        progress=progress,
-    )
-    info = report.source_info
-    info.pop("max_modified", None)
-    server_start = source.extractor.server_time or now
-    cap = server_start - lookback
-    gone = memory.select(source.archived, source.merges) if window else Gone()
-    info.update({
-        "job": job, "mark_before": stored.isoformat() if stored else None, "lookback_s": lookback.total_seconds(),
-        "read": "full" if reason else f"changed since {window.isoformat() if window else '?'}",
-        "full_reason": reason, "hubspot_clock_at_start": server_start.isoformat(), "mark_cap": cap.isoformat(),
-        "newest_change_read": source.newest,
-        "search_per_s": source.extractor.search_per_second, "on_archive": on_archive, **gone.info(),
-        "hubspot_requests": source.requests,
-    })
-    confirmed = not options.dry_run and report.exit_code == 0
-    if confirmed and on_archive == "delete" and (gone.archived or gone.merged):
-        confirmed = await _delete_gone(settings, report, gone, source, job, transport)
-    ledger = open_state(settings)
-    try:
-        new_mark = None
+    def begin(self, state: Any, job: str, *, stored: datetime | None, since: datetime | None, full: bool,
+              now: datetime) -> tuple[datetime | None, str | None]:
+        last_full_text = state.get_mark(job, MARK_LAST_FULL)
+        self._memory = GoneMemory.load(state.get_mark(job, MARK_GONE))
+        self._reason = None if since else full_reason(
+            forced=full, has_mark=stored is not None,
+            last_full=_parse(last_full_text) if last_full_text else None, every=self.full_every, now=now,
+        )
+        self._window = since or (stored - self.lookback if stored else None)  # archives and merges since then are new
+        return (None if self._reason else self._window), self._reason
+
+    def source(self, since: datetime | None) -> HubSpotSource:
+        from etl.extract.hubspot import HubSpotSource
+
+        self.last = HubSpotSource(self.access_token, self.host, since=since,
+                                  archived_since=self._window if self._reason else None)
+        return self.last
+
+    def next_mark(self, watermark: datetime | None, run_start: datetime) -> datetime | None:
         # Everything modified before HubSpot's clock at the start, less the lookback, was indexed
         # when this run searched (the lookback bounds the index lag), and read: that is the mark.
-        if confirmed and (stored is None or cap > stored):
-            new_mark = cap
-            ledger.set_mark(job, MARK, cap.isoformat(), run_id=report.run_id)  # undo moves it back
-        mark = new_mark or stored
-        info["mark_after"] = mark.isoformat() if mark else None
-        if confirmed:
-            if reason:
-                ledger.set_mark(job, MARK_LAST_FULL, now.isoformat(), run_id=report.run_id)
-            # first run: every merge already in HubSpot is history, not news
-            seen = gone if window else Gone(merged=tuple((i, m) for m in source.merges for i in m.merged_ids))
-            horizon = round(((mark or now) - lookback).timestamp() * 1000)
-            ledger.set_mark(job, MARK_GONE, memory.remember(seen, horizon_ms=horizon).dump())
-    finally:
-        ledger.close()
-    if options.report_path:
-        from etl.report import write_json_atomic
+        assert self.last is not None
+        return (self.last.extractor.server_time or run_start) - self.lookback
 
-        write_json_atomic(options.report_path, report.to_dict())
-    return report
+    def describe(self) -> dict[str, Any]:
+        assert self.last is not None
+        source = self.last
+        self._gone = self._memory.select(source.archived, source.merges) if self._window else Gone()
+        server_start = source.extractor.server_time
+        return {
+            "hubspot_clock_at_start": server_start.isoformat() if server_start else None,
+            "mark_cap": (server_start - self.lookback).isoformat() if server_start else None,
+            "newest_change_read": source.newest, "search_per_s": source.extractor.search_per_second,
+            "on_archive": self.on_archive, **self._gone.info(), "hubspot_requests": source.requests,
+        }
+
+    async def settle(self, settings: Any, report: Any, *, confirmed: bool, transport: Any) -> bool:
+        if confirmed and self.on_archive == "delete" and (self._gone.archived or self._gone.merged):
+            assert self.last is not None
+            return await _delete_gone(settings, report, self._gone, self.last, str(report.source_info["job"]),
+                                      transport)
+        return confirmed
+
+    def commit(self, state: Any, job: str, *, confirmed: bool, mark: datetime | None, now: datetime,
+               run_id: str | None) -> None:
+        if not confirmed:
+            return
+        assert self.last is not None
+        if self._reason:
+            state.set_mark(job, MARK_LAST_FULL, now.isoformat(), run_id=run_id)  # undo moves it back
+        # first run: every merge already in HubSpot is history, not news
+        seen = self._gone if self._window else Gone(
+            merged=tuple((i, m) for m in self.last.merges for i in m.merged_ids))
+        horizon = round(((mark or now) - self.lookback).timestamp() * 1000)
+        state.set_mark(job, MARK_GONE, self._memory.remember(seen, horizon_ms=horizon).dump())
+
+
+def _parse(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def _delete_gone(

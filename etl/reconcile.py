@@ -96,6 +96,14 @@ class ReconcileResult:
     missing_keys: list[str] = field(default_factory=list)
     snapshot: TargetSnapshot | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The run report's `reconcile` block."""
+        return {
+            "rounds": self.rounds, "repaired": self.repaired, "duplicates_removed": self.duplicates_removed,
+            "visible_by_slug": self.visible, "missing_sample": self.missing_keys[:50],
+            "target_leads_after": self.snapshot.leads if self.snapshot else None,
+        }
+
 
 def diff(
     expected: set[str], acknowledged: dict[str, dict[str, Any]], snap: TargetSnapshot

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -22,6 +23,11 @@ REJECT_COLUMNS: dict[str, pl.DataType] = {"_row": pl.Int64(), "_reason": pl.Stri
 def no_rejects() -> pl.DataFrame:
     """A rejects frame without rows, for a source that never rejects a row itself."""
     return pl.DataFrame(schema=REJECT_COLUMNS)
+if TYPE_CHECKING:
+    from etl.pipeline import RunResult
+
+Progress = Callable[[str, int], None]
+"""A run's progress callback: (event, n), e.g. ("extracted", 100_000), ("created", 1), ("429s", 1)."""
 
 
 @dataclass
@@ -91,6 +97,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fh.write(redact_text(json.dumps(data, indent=2, default=str)))
         fh.write("\n")
     os.replace(tmp, path)
+
+
+def write_reports(result: RunResult, *, report_path: Path | None, html_path: Path | None) -> None:
+    """The one writer of a run's report files: the JSON report and the HTML report."""
+    if report_path:
+        write_json_atomic(report_path, result.report.to_dict())
+    if html_path:
+        from etl.report_html import render_html
+
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html = render_html(result.report.to_dict(), result.rejects_sample, result.fill_rates, result.mapping)
+        html_path.write_text(html, encoding="utf-8")
 
 
 class RejectsWriter:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast, get_type_hints
 
 import anyio
 import typer
@@ -15,8 +17,14 @@ import typer
 from etl import log
 from etl.config import Settings
 from etl.errors import UsageError
+from etl.load.plan import Mode
+from etl.pipeline import ImportOptions
+
+if TYPE_CHECKING:
+    from etl.mapping import Mapping
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 BaseUrlOpt = Annotated[
     str | None, typer.Option("--base-url", envvar="LEADGENIUS_BASE_URL", help="LeadGenius API root.")
@@ -58,10 +66,10 @@ def settings_from(
     return Settings.from_env(state=state, **overrides)
 
 
-def check_mode(mode: str) -> str:
-    if mode not in ("insert", "upsert"):
-        raise UsageError(f"--mode must be insert or upsert, not {mode!r}")
-    return mode
+def check_mode(mode: str) -> Mode:
+    if mode in ("insert", "upsert"):
+        return cast(Mode, mode)
+    raise UsageError(f"--mode must be insert or upsert, not {mode!r}")
 
 
 def run_async(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -124,5 +132,88 @@ class ProgressBar:
         self._progress.update(self._task, completed=done, rate=speed, extra=extra)
 
 
-def console_out(quiet: bool) -> AbstractContextManager[Any]:
-    return nullcontext()
+# --- the common import options: declared once, added to every `import` command --------------
+
+_COMMON: tuple[tuple[str, Any, Any], ...] = (
+    ("mapping", MappingOpt, None),
+    ("mode", ModeOpt, "insert"),
+    ("dry_run", DryRunOpt, False),
+    ("report", ReportOpt, None),
+    ("rejects", RejectsOpt, None),
+    ("report_html", HtmlOpt, None),
+    ("rate", RateOpt, None),
+    ("concurrency", ConcurrencyOpt, 8),
+    ("strict", StrictOpt, False),
+    ("default_region", DefaultRegionOpt, None),
+    ("quiet", QuietOpt, False),
+    ("base_url", BaseUrlOpt, None),
+    ("auth_file", AuthFileOpt, None),
+    ("state", StateOpt, None),
+    ("allow_insecure_http", InsecureOpt, False),
+)
+
+
+@dataclass(frozen=True)
+class ImportCommon:
+    """The options every `import` command takes (SPEC Part B "common options" and friends)."""
+
+    mapping: Path | None = None
+    mode: str = "insert"
+    dry_run: bool = False
+    report: Path | None = None
+    rejects: Path | None = None
+    report_html: Path | None = None
+    rate: float | None = None
+    concurrency: int = 8
+    strict: bool = False
+    default_region: str | None = None
+    quiet: bool = False
+    base_url: str | None = None
+    auth_file: Path | None = None
+    state: str | None = None
+    allow_insecure_http: bool = False
+
+    def settings(self, **extra: Any) -> Settings:
+        return settings_from(base_url=self.base_url, auth_file=self.auth_file, state=self.state,
+                             allow_insecure_http=self.allow_insecure_http, **extra)
+
+    def options(self, client: str, *, job: str | None = None) -> ImportOptions:
+        from etl.transform.values import region_option
+
+        return ImportOptions(
+            client=client, mode=check_mode(self.mode), dry_run=self.dry_run, report_path=self.report,
+            rejects_path=self.rejects, html_path=self.report_html, rate=self.rate, concurrency=self.concurrency,
+            strict=self.strict, job=job, default_region=region_option(self.default_region),
+        )
+
+    def load_mapping(self, builtin: str) -> Mapping:
+        from etl.mapping import Mapping
+
+        return Mapping.load(self.mapping) if self.mapping else Mapping.builtin(builtin)
+
+    def progress_bar(self) -> ProgressBar:
+        return ProgressBar(enabled=not self.quiet and not self.dry_run)
+
+
+def import_options(func: F) -> F:
+    """Add the common import options to a typer command, which receives them as `common: ImportCommon`.
+
+    One declaration instead of a copy per command: a new common option is a line in `_COMMON`
+    and a field of `ImportCommon`.
+    """
+    hints = get_type_hints(func, include_extras=True)
+    own = [p.replace(annotation=hints.get(p.name, p.annotation))
+           for p in inspect.signature(func).parameters.values() if p.name != "common"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+             for name, annotation, default in _COMMON]
+    names = [name for name, _a, _d in _COMMON]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        common = ImportCommon(**{name: kwargs.pop(name) for name in names if name in kwargs})
+        return func(*args, common=common, **kwargs)
+
+    params = [*own, *added]
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper  # type: ignore[return-value]

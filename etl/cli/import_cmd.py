@@ -2,49 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from etl.cli.app import app, handle_errors
-from etl.cli.common import (
-    AuthFileOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    DefaultRegionOpt,
-    DryRunOpt,
-    HtmlOpt,
-    InsecureOpt,
-    MappingOpt,
-    ModeOpt,
-    ProgressBar,
-    QuietOpt,
-    RateOpt,
-    RejectsOpt,
-    ReportOpt,
-    StateOpt,
-    StrictOpt,
-    check_mode,
-    run_async,
-    settings_from,
-    setup_logging,
-)
-from etl.errors import InputFileError, UsageError
+from etl.cli.common import ImportCommon, import_options, run_async, setup_logging
+from etl.errors import UsageError
 from etl.extract.csv import BATCH_ROWS
-from etl.pipeline import ImportOptions, Source, run_import
+from etl.pipeline import ImportOptions, run_import
 from etl.report import RunReport, summary_table
+from etl.sources import Source
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+    from etl.mapping import Mapping
 
 import_app = typer.Typer(help="Import leads into a LeadGenius client.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
-
-
-def load_mapping(path: Path | None, builtin: str) -> Any:
-    from etl.mapping import Mapping
-
-    return Mapping.load(path) if path else Mapping.builtin(builtin)
 
 
 def csv_mapping(source: Any, given: Path | None) -> Any:
@@ -99,6 +76,10 @@ def finish(report: RunReport, quiet: bool) -> None:
         from rich.console import Console
 
         console = Console(file=sys.stdout)
+        budget = report.source_info.get("budget")
+        if isinstance(budget, dict) and budget.get("message"):  # a rate-limited source: what the read costs
+            colour = "yellow" if budget.get("covered") is False else "bold"
+            console.print(f"[{colour}]{budget['message']}[/{colour}]", highlight=False)
         console.print(summary_table(report))
         if report.target.get("reachable") is False:
             console.print(f"[yellow]target not read: {report.target.get('reason')}[/yellow]")
@@ -109,34 +90,22 @@ def finish(report: RunReport, quiet: bool) -> None:
     raise typer.Exit(report.exit_code or 0)
 
 
-def run_source(source: Source, mapping: Any, options: ImportOptions, quiet: bool, **settings_kw: Any) -> None:
-    settings = settings_from(**settings_kw)
-    setup_logging(quiet)
-    with ProgressBar(enabled=not quiet and not options.dry_run) as bar:
+def run_source(source: Source, mapping: Mapping, options: ImportOptions, common: ImportCommon,
+               settings: Settings | None = None) -> None:
+    """Run a one-shot import (with the common options' settings unless given), progress bar and summary."""
+    settings = settings or common.settings()
+    setup_logging(common.quiet)
+    with common.progress_bar() as bar:
         report = run_async(lambda: run_import(settings, source, mapping, options, progress=bar))
-    finish(report, quiet)
+    finish(report, common.quiet)
 
 
 @import_app.command("csv")
 @handle_errors
+@import_options
 def import_csv(
     file: Annotated[Path, typer.Argument(help="CSV file (any common encoding and delimiter).")],
     client: Annotated[str, typer.Option("--client", help="Client name or slug (created if missing).")],
-    mapping: MappingOpt = None,
-    mode: ModeOpt = "insert",
-    dry_run: DryRunOpt = False,
-    report: ReportOpt = None,
-    rejects: RejectsOpt = None,
-    report_html: HtmlOpt = None,
-    rate: RateOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    strict: StrictOpt = False,
-    default_region: DefaultRegionOpt = None,
-    quiet: QuietOpt = False,
-    base_url: BaseUrlOpt = None,
-    auth_file: AuthFileOpt = None,
-    state: StateOpt = None,
-    allow_insecure_http: InsecureOpt = False,
     save_mapping: Annotated[
         Path | None,
         typer.Option("--save-mapping", help="Write the mapping used (TOML) here; --mapping reads it back."),
@@ -144,30 +113,18 @@ def import_csv(
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", min=1, help="Records read, transformed and loaded at a time (memory).")
     ] = BATCH_ROWS,
+    *,
+    common: ImportCommon,
 ) -> None:
     """Import a CSV file into a client. Without --mapping, the export format (Apollo, HubSpot,
     Salesforce, Pipedrive, ZoomInfo, Sales Navigator, lemlist, Instantly, Outlook, the seeds'
     own) is recognised from the headers; the mapping used is shown before the run."""
-    from etl.sources import CsvFileSource
-    from etl.transform.values import region_option
+    from etl.extract.csv import CsvFileSource
 
     source = CsvFileSource(file, batch_rows)
-    the_mapping = csv_mapping(source, mapping)
+    the_mapping = csv_mapping(source, common.mapping)
     if save_mapping:
         write_mapping(save_mapping, the_mapping, file)
-    if not quiet:
+    if not common.quiet:
         show_mapping(the_mapping)
-    options = ImportOptions(
-        client=client, mode=check_mode(mode), dry_run=dry_run, report_path=report, rejects_path=rejects,  # type: ignore[arg-type]
-        html_path=report_html, rate=rate, concurrency=concurrency, strict=strict,
-        default_region=region_option(default_region),
-    )
-    run_source(source, the_mapping, options, quiet, base_url=base_url, auth_file=auth_file, state=state,
-               allow_insecure_http=allow_insecure_http)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"cannot read {path}: {exc}") from None
+    run_source(source, the_mapping, common.options(client), common)

@@ -23,33 +23,12 @@ from typing import Annotated
 import typer
 
 from etl.cli.app import handle_errors
-from etl.cli.common import (
-    AuthFileOpt,
-    BaseUrlOpt,
-    ConcurrencyOpt,
-    DefaultRegionOpt,
-    DryRunOpt,
-    HtmlOpt,
-    InsecureOpt,
-    MappingOpt,
-    ModeOpt,
-    ProgressBar,
-    QuietOpt,
-    RateOpt,
-    RejectsOpt,
-    ReportOpt,
-    StateOpt,
-    StrictOpt,
-    check_mode,
-    run_async,
-    settings_from,
-    setup_logging,
-)
-from etl.cli.import_cmd import finish, import_app, load_mapping
+from etl.cli.common import ImportCommon, import_options
+from etl.cli.import_cmd import import_app, run_source
 from etl.config import Settings, check_url
 from etl.errors import UsageError
 from etl.log import register_secret
-from etl.pipeline import ImportOptions, run_import
+from etl.sources import SOURCES
 
 
 def target_auth_path(source_auth: Path) -> Path:
@@ -90,6 +69,7 @@ def target_settings(
 
 @import_app.command("leadgenius")
 @handle_errors
+@import_options
 def import_leadgenius(
     client: Annotated[str, typer.Option("--client", help="Target client name or slug (created if missing).")],
     company_id: Annotated[
@@ -114,50 +94,18 @@ def import_leadgenius(
             help="Target account's auth file (default: the source's when the target is the same account).",
         ),
     ] = None,
-    mapping: MappingOpt = None,
-    mode: ModeOpt = "insert",
-    dry_run: DryRunOpt = False,
-    report: ReportOpt = None,
-    rejects: RejectsOpt = None,
-    report_html: HtmlOpt = None,
-    rate: RateOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    strict: StrictOpt = False,
-    default_region: DefaultRegionOpt = None,
-    quiet: QuietOpt = False,
-    base_url: BaseUrlOpt = None,
-    auth_file: AuthFileOpt = None,
-    state: StateOpt = None,
-    allow_insecure_http: InsecureOpt = False,
+    *,
+    common: ImportCommon,
 ) -> None:
     """Copy leads from a LeadGenius company (or one client) into a client, once, without duplicates."""
     from etl.extract.leadgenius import LeadGeniusBulkSource
-    from etl.transform.values import region_option
 
     if table not in ("enrich", "source"):
         raise UsageError(f"--table must be enrich or source, not {table!r}")
-    source_settings = settings_from(
-        base_url=base_url, auth_file=auth_file, state=state, allow_insecure_http=allow_insecure_http
-    )
+    source_settings = common.settings()
     target = target_settings(source_settings, base_url=target_base_url, auth_file=target_auth_file)
     for secret in (target.password, target.api_key):
         register_secret(secret)
     source = LeadGeniusBulkSource(source_settings, company_id=company_id, client_id=source_client, table=table)  # type: ignore[arg-type]
-    the_mapping = load_mapping(mapping, "leadgenius")
-    options = ImportOptions(
-        client=client,
-        mode=check_mode(mode),  # type: ignore[arg-type]
-        dry_run=dry_run,
-        report_path=report,
-        rejects_path=rejects,
-        html_path=report_html,
-        rate=rate,
-        concurrency=concurrency,
-        strict=strict,
-        default_region=region_option(default_region),
-    )
-    setup_logging(quiet)
-    with ProgressBar(enabled=not quiet and not dry_run) as bar:
-        # An async source (abatches); pipeline.Source only types the sync form.
-        result = run_async(lambda: run_import(target, source, the_mapping, options, progress=bar))
-    finish(result, quiet)
+    mapping = common.load_mapping(SOURCES["leadgenius"].mapping)
+    run_source(source, mapping, common.options(client), common, settings=target)

@@ -1,4 +1,4 @@
-"""`leadgenius-etl sandbox`: run the LeadGenius API sandbox (and the HubSpot one, if built) locally."""
+"""`leadgenius-etl sandbox`: run the LeadGenius, HubSpot and LeadScraper API sandboxes locally."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from etl.errors import UsageError
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.faults import FAULTS_SPEC_HELP, FaultRule, parse_fault_spec
 from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT, SandboxConfig
+from etl.sandbox.leadscraper.app import SANDBOX_KEY as LEADSCRAPER_KEY
+from etl.sandbox.leadscraper.app import Config as LeadScraperConfig
+from etl.sandbox.leadscraper.app import create_app as create_leadscraper_app
 from etl.sandbox.server import RunningServer, start_in_thread
 
 _HUBSPOT_TOKEN_NAMES = ("TOKEN", "DEMO_TOKEN", "ACCESS_TOKEN", "SANDBOX_TOKEN", "PRIVATE_APP_TOKEN")
@@ -92,6 +95,14 @@ def sandbox(
                                     "See below."),
     drop_probability: str = typer.Option("0", "--drop-probability", metavar="P",
                                          help="Share of single-lead POSTs answered 201 but not stored."),
+    leadscraper_port: str = typer.Option("8789", "--leadscraper-port", metavar="N", help="LeadScraper sandbox port."),
+    leadscraper_limit: str = typer.Option("1000", "--leadscraper-limit", metavar="N",
+                                          help="LeadScraper requests per window per key (seed: 100/1,000/10,000 "
+                                               "an hour by plan); 0 = unlimited."),
+    leadscraper_window: str = typer.Option("3600", "--leadscraper-window", metavar="S",
+                                           help="LeadScraper rate window in seconds (an hour; shorter to rehearse)."),
+    leadscraper_leads: str = typer.Option("250", "--leadscraper-leads", metavar="N",
+                                          help="Messy LeadScraper leads seeded at start."),
     db: str | None = typer.Option(None, "--db", metavar="FILE", help="SQLite file: state survives restarts."),
     seed: str = typer.Option("0", "--seed", metavar="N", help="Seed of every random choice (quirk 1, faults)."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host."),
@@ -114,12 +125,19 @@ def sandbox(
         rules: list[FaultRule] = parse_fault_spec(faults, seed=seed_n) if faults else []
     except ValueError as exc:
         raise UsageError(f"--faults: {exc}") from None
-    if hub_port_n == port_n:
-        raise UsageError("--port and --hubspot-port must differ")
+    ls_port_n = _number("--leadscraper-port", leadscraper_port, int, low=1, high=65535)
+    if len({port_n, hub_port_n, ls_port_n}) < 3:
+        raise UsageError("--port, --hubspot-port and --leadscraper-port must differ")
     _check_port_free(host, port_n, "--port")
+    _check_port_free(host, ls_port_n, "--leadscraper-port")
+    ls_config = LeadScraperConfig(limit=_number("--leadscraper-limit", leadscraper_limit, int, low=0),
+                                  window_s=_number("--leadscraper-window", leadscraper_window, float, low=1))
+    ls_app = create_leadscraper_app(ls_config, seed=seed_n,
+                                    leads=_number("--leadscraper-leads", leadscraper_leads, int, low=0))
 
     lg_app = create_app(config, faults=rules)
     hubspot = _start_hubspot(host, hub_port_n, seed_n)
+    leadscraper = start_in_thread(ls_app, host=host, port=ls_port_n)
     url_host = f"[{host}]" if ":" in host else host
     base_url = f"http://{url_host}:{port_n}"
     lines = [
@@ -139,6 +157,14 @@ def sandbox(
         lines.append(f"HubSpot sandbox: {hub_server.base_url}")
         if hub_token:
             lines.append(f"  token      {hub_token}")
+    ls_url = f"http://{url_host}:{ls_port_n}/v1"
+    lines += [
+        f"LeadScraper sandbox: {ls_url}   (admin: http://{url_host}:{ls_port_n}/__admin/…)",
+        f"  API key    {LEADSCRAPER_KEY}",
+        f"  {ls_config.limit or 'unlimited'} requests / {ls_config.window_s:g} s, "
+        f"{leadscraper_leads} messy leads seeded",
+        f"  export LEADSCRAPER_BASE_URL={ls_url} LEADSCRAPER_API_KEY={LEADSCRAPER_KEY}",
+    ]
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
     server = uvicorn.Server(
@@ -153,4 +179,5 @@ def sandbox(
     finally:
         if hubspot is not None:
             hubspot[0].stop()
+        leadscraper.stop()
         lg_app.state.sandbox.close()

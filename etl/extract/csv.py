@@ -37,11 +37,18 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from etl.errors import InputFileError
+from etl.errors import ConfigError, InputFileError
 from etl.report import REJECT_COLUMNS
+from etl.sources import SourceBatch
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+    from etl.jobs import JobSpec
+    from etl.mapping import Mapping
 
 SNIFF_BYTES = 4 * 1024 * 1024
 """How much of the file the encoding and delimiter sniffers look at."""
@@ -741,3 +748,43 @@ def _mark_undecodable(block: bytes) -> tuple[bytes, str]:
     marker = next((m for m in _MARKERS if m not in text), REPLACEMENT)
     return _ESCAPED_RUN.sub(marker, text).encode("utf-8"), marker
 
+
+@dataclass
+class CsvFileSource:
+    """A CSV file as a pipeline source (etl.sources.SyncSource)."""
+
+    path: Path
+    batch_rows: int = BATCH_ROWS
+
+    def __post_init__(self) -> None:
+        # Opening sniffs the file: a missing, empty, header-only or binary file fails here, before
+        # anything touches the network.
+        self._csv = open_csv(self.path)
+        self.name = f"csv:{self.path.name}"
+
+    def batches(self) -> Iterator[SourceBatch]:
+        for batch in self._csv.batches(self.batch_rows):
+            yield SourceBatch(batch.frame, batch.rejects)
+
+    @property
+    def columns(self) -> list[str]:
+        """The header as the reader names it (repeated names renamed `X_2`)."""
+        return list(self._csv.columns)
+
+    def sample(self, rows: int = 500) -> pl.DataFrame:
+        """About the first `rows` readable records (no `_row`), for format detection."""
+        batches = self._csv.batches(rows * 8)  # the first batch is an eighth of the size
+        try:
+            first = next(batches, None)
+        finally:
+            batches.close()  # type: ignore[attr-defined]  # a generator: stops its parse worker
+        if first is None:
+            return pl.DataFrame(schema=dict.fromkeys(self.columns, pl.String))
+        return first.frame.drop("_row").head(rows)
+
+
+def job_source(spec: JobSpec, settings: Settings, mapping: Mapping) -> CsvFileSource:
+    """The source a `source = "csv"` job file describes (`path`, relative to the job file)."""
+    if spec.path is None:
+        raise ConfigError(f"job {spec.name}: a csv job needs `path`")
+    return CsvFileSource(spec.path)

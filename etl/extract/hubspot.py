@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import polars as pl
 import urllib3
@@ -50,6 +50,14 @@ from urllib3.util.retry import Retry
 from etl.errors import CredentialsRejected, EtlError, TargetUnreachable
 from etl.load.classify import RETRY_STATUSES, SERVER_ERROR_STATUSES
 from etl.log import register_secret
+from etl.report import no_rejects
+from etl.sources import SourceBatch
+
+if TYPE_CHECKING:
+    from etl.config import Settings
+    from etl.hubspot_sync import HubSpotIncremental
+    from etl.jobs import JobSpec
+    from etl.mapping import Mapping as LeadMapping
 
 CONTACT_PROPERTIES: tuple[str, ...] = (
     "firstname",
@@ -895,3 +903,74 @@ def _message(exc: Exception) -> str:
             pass
         return text[:300]
     return str(getattr(exc, "reason", "")) or type(exc).__name__
+
+
+# --- the pipeline source and the incremental job adapter ----------------------------------------
+
+
+def parse_iso(value: str) -> datetime:
+    """A HubSpot timestamp (`2026-11-30T10:00:00.123Z`) as an aware datetime."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass
+class HubSpotSource:
+    """HubSpot contacts (full, or changed since `since`) with their primary company.
+
+    Besides the frames it keeps what a sync acts on after the import: the archived contacts and the
+    merge survivors it read, the e-mail keys of the live contacts it read, and HubSpot's clock."""
+
+    access_token: str
+    host: str
+    since: datetime | None = None
+    archived_since: datetime | None = None  # a full read also lists the contacts archived after it
+
+    def __post_init__(self) -> None:
+        self.extractor = HubSpotExtractor(self.access_token, host=self.host)
+        self.name = "hubspot" if self.since is None else "hubspot:incremental"
+        self.archived: list[ArchivedContact] = []
+        self.merges: list[Merge] = []
+        self.live_emails: list[str] = []
+        self.newest: str | None = None  # the newest lastmodifieddate read (HubSpot's ISO text)
+
+    def batches(self) -> Iterator[SourceBatch]:
+        ex = self.extractor
+        it = ex.full(archived_since=self.archived_since) if self.since is None else ex.changed_since(self.since)
+        for batch in it:
+            status = batch.frame.get_column("company_status") if batch.frame.height else None
+            counters = {
+                "company_deleted": int((status == STATUS_DELETED).sum()) if status is not None else 0,
+                "no_company": int((status == STATUS_NONE).sum()) if status is not None else 0,
+                "refreshed_for_company": batch.refreshed,
+                "changed_companies": batch.changed_companies,
+            }
+            if batch.max_modified and (self.newest is None or iso_to_ms(batch.max_modified) > iso_to_ms(self.newest)):
+                self.newest = batch.max_modified
+            self.archived.extend(batch.archived_contacts)
+            self.merges.extend(batch.merges)
+            if batch.frame.height:
+                self.live_emails.extend(e for e in batch.frame.get_column("email").to_list() if e)
+            mark = parse_iso(batch.max_modified) if batch.max_modified else None
+            yield SourceBatch(batch.frame, no_rejects(), counters, mark)
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return dict(self.extractor.stats)
+
+
+def incremental(spec: JobSpec, settings: Settings, mapping: LeadMapping) -> HubSpotIncremental:
+    """The adapter for a `source = "hubspot"` job (or `import hubspot`): etl.hubspot_sync."""
+    from etl.config import check_url
+    from etl.errors import UsageError
+    from etl.hubspot_sync import DEFAULT_LOOKBACK, HubSpotIncremental
+    from etl.jobs import parse_duration
+
+    if not settings.hubspot_token:
+        raise UsageError("no HubSpot token: set HUBSPOT_ACCESS_TOKEN (a private-app token)")
+    host = check_url(settings.hubspot_base_url, allow_insecure_http=settings.allow_insecure_http, what="HubSpot URL")
+    every = spec.full_every
+    return HubSpotIncremental(
+        settings.hubspot_token, host, lookback=spec.lookback_delta(DEFAULT_LOOKBACK),
+        full_every=parse_duration(every) if every else None, on_archive=spec.on_archive,
+    )

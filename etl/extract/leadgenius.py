@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 import polars as pl
@@ -21,8 +21,12 @@ from etl.errors import UsageError
 from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
 from etl.load.auth import with_bulk_credentials
-from etl.pipeline import SourceBatch
 from etl.report import no_rejects
+from etl.sources import SourceBatch
+
+if TYPE_CHECKING:
+    from etl.jobs import JobSpec
+    from etl.mapping import Mapping
 
 Table = Literal["enrich", "source"]
 
@@ -93,9 +97,23 @@ class LeadGeniusBulkSource:
                 frame = migration_frame(page, next_row)
                 next_row += frame.height
                 self.requests = api.stats.to_dict()
-                yield SourceBatch(frame, rejects, info={"source_pages": 1})
+                yield SourceBatch(frame, rejects, counters={"source_pages": 1})
                 del page, frame
             self.requests = api.stats.to_dict()
 
 
-__all__ = ["MIGRATED_FIELDS", "LeadGeniusBulkSource", "migration_frame", "resolve_company_id", "with_bulk_credentials"]
+__all__ = [
+    "MIGRATED_FIELDS", "LeadGeniusBulkSource", "job_source", "migration_frame", "resolve_company_id",
+    "with_bulk_credentials",
+]
+
+
+def job_source(spec: JobSpec, settings: Settings, mapping: Mapping) -> LeadGeniusBulkSource:
+    """The source a `source = "leadgenius"` job file describes (`company_id`, `source_client`, `table`)."""
+    table = str(spec.params.get("table", "enrich"))
+    if table not in ("enrich", "source"):
+        raise UsageError(f"job {spec.name}: table must be enrich or source, not {table!r}")
+    company = spec.params.get("company_id")
+    client = spec.params.get("source_client")
+    return LeadGeniusBulkSource(settings, company_id=str(company) if company else None,
+                                client_id=str(client) if client else None, table=table)  # type: ignore[arg-type]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,7 @@ import polars as pl
 from etl.errors import ApiError, RetriableApiError, SkippableApiError, unwrapped_errors
 from etl.load.api import LeadGeniusApi, LeadInDoubt
 from etl.log import get_logger
+from etl.report import Progress
 from etl.state import Ledger, Outcome
 from etl.transform import to_payload
 
@@ -27,13 +27,9 @@ class LoadResult:
     created: int = 0
     updated: int = 0
     failed: int = 0
-    in_doubt_resolved: int = 0
     resent_after_doubt: int = 0
     """Creates sent again after an unanswered POST was not found: the first may still land."""
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-
-Progress = Callable[[str], None]
 
 
 class Loader:
@@ -55,7 +51,7 @@ class Loader:
         self.client_id = client_id
         self.run_id = run_id
         self.concurrency = max(1, concurrency)
-        self.progress = progress or (lambda _kind: None)
+        self.progress = progress or (lambda _kind, _n: None)
         self.in_doubt_wait_s = in_doubt_wait_s
         self.result = LoadResult()
         self.log = get_logger(stage="load", client_id=client_id)
@@ -116,7 +112,6 @@ class Loader:
                 await anyio.sleep(self.in_doubt_wait_s)
                 found = await self.api.find_leads(email=item["email"], client_id=self.client_id)
                 if found:
-                    self.result.in_doubt_resolved += 1
                     self._done(item, "created", str(found[0]["id"]), ours=True, written_at=found[0].get("updatedAt"))
                     return
                 self.result.resent_after_doubt += 1
@@ -147,14 +142,14 @@ class Loader:
             self.result.created += 1
         else:
             self.result.updated += 1
-        self.progress(status)
+        self.progress(status, 1)
 
     def _failed(self, item: dict[str, Any], exc: ApiError) -> None:
         self.ledger.record_outcome(self.target, self.client_id, Outcome(item["_key"], "failed", error=exc.message))
         self.result.failed += 1
         self.result.failures.append({"_row": item.get("_row"), "email": item.get("email"), "_reason": exc.message})
         self.log.warning("lead refused", row=item.get("_row"), reason=exc.message)
-        self.progress("failed")
+        self.progress("failed", 1)
 
 
 def _write_intent(item: dict[str, Any]) -> tuple[str, str, str | None, str | None, str | None]:

@@ -43,6 +43,11 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
+def even_interval(now: float, reset_at: float, available: int) -> float:
+    """Seconds between sends that spread `available` requests over the time left until `reset_at`."""
+    return max(0.0, reset_at - now) / max(1, available)
+
+
 @dataclass
 class RateLimiter:
     """Learns the server budget and spends all of it, never more.
@@ -50,6 +55,11 @@ class RateLimiter:
     Available budget = (remaining seen in this window, or the full limit once the window has
     turned) minus requests still in flight (they may already be counted by the server).
     `cap_per_min` (the user's `--rate`) additionally spaces sends evenly.
+
+    `window_s` is the server's window (LeadGenius: a minute; LeadScraper: an hour). With
+    `pace=True` the sends are also spread evenly over what is left of the window: the next one
+    waits (time to reset) / (requests left). An hourly budget spent in one burst would leave
+    the key's other users (and our own next run) nothing for the rest of the hour.
     """
 
     cap_per_min: float | None = None
@@ -62,6 +72,9 @@ class RateLimiter:
     next_cap_slot: float = 0.0
     throttled: int = field(default=0)  # 429s seen
     provisional: bool = False  # reset_at is our guess after a window turn, not the server's word
+    window_s: float = 60.0
+    pace: bool = False
+    last_send: float | None = None
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next send may go out (0 = send now)."""
@@ -81,14 +94,17 @@ class RateLimiter:
                 else:
                     # Full limit in flight after a turn: wait for an answer to tell us more.
                     waits.append(0.05)
+            elif self.pace and self.last_send is not None and now < self.reset_at + RESET_MARGIN_S:
+                waits.append(self.last_send + even_interval(now, self.reset_at + RESET_MARGIN_S, available) - now)
         return max(0.0, *waits)
 
     def on_send(self, now: float) -> None:
         self.in_flight += 1
+        self.last_send = now
         if self.reset_at is not None and now >= self.reset_at + RESET_MARGIN_S:
             # First send of a new window: forget the old window's remaining.
             self.min_remaining = None
-            self.reset_at = now + 60.0
+            self.reset_at = now + self.window_s
             self.provisional = True
         if self.cap_per_min:
             self.next_cap_slot = max(self.next_cap_slot, now) + 60.0 / self.cap_per_min

@@ -14,9 +14,9 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from etl.extract.csv import CsvFileSource
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
-from etl.sources import CsvFileSource
 from tests.export.conftest import export, read_any, tenant_settings
 
 HEADER = ["firstName", "lastName", "email", "title", "companyName", "notes", "phone"]

@@ -10,10 +10,10 @@ from typing import Any
 import anyio
 
 from etl.config import Settings, state_location
+from etl.extract.csv import CsvFileSource
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.report import RunReport
-from etl.sources import CsvFileSource
 
 HEADER = ["firstName", "lastName", "email", "companyName", "companyDomain", "title", "linkedinUrl", "phone", "notes"]
 

@@ -17,8 +17,7 @@ import anyio
 import phonenumbers
 import pytest
 
-from etl.jobs import JobSpec, hubspot_job_name, import_hubspot
-from etl.pipeline import ImportOptions
+from etl.jobs import JobSpec, default_job_name, run_spec
 from etl.report import RunReport
 from tests.hubspot.conftest import _hs_server, hs_sandbox  # noqa: F401 - fixtures
 from tests.integration.helpers import assert_no_quirk_500, email_counts, settings_for, stored
@@ -53,14 +52,15 @@ def touch_changed(hs: Any, **kw: Any) -> set[str]:
 def run_hs(lg: Any, hs: Any, tmp_path: Path, *, client: str = "HubSpot Leads", full: bool = False,
            mode: str = "upsert", **opts: Any) -> RunReport:
     settings = replace(settings_for(lg.base_url, tmp_path), hubspot_token=hs.token, hubspot_base_url=hs.base_url)
-    options = ImportOptions(client=client, mode=mode, **opts)  # type: ignore[arg-type]
-    return anyio.run(lambda: import_hubspot(settings, options, job=hubspot_job_name(client), full=full))
+    spec = JobSpec(name=default_job_name("hubspot", client), source="hubspot", client=client, mode=mode, full=full,
+                   **opts)
+    return anyio.run(lambda: run_spec(spec, settings))
 
 
 def test_full_import_of_adversarial_contacts_is_exact_per_contact(lg_sandbox, hs_sandbox, tmp_path: Path) -> None:
     summary = hs_sandbox.seed(3000, seed=5, adversarial=True)
     assert summary["without_email"] and summary["dot_lastname"] and summary["primary_company_deleted"]
-    report = run_hs(lg_sandbox, hs_sandbox, tmp_path, rejects_path=tmp_path / "rej.csv")
+    report = run_hs(lg_sandbox, hs_sandbox, tmp_path, rejects=tmp_path / "rej.csv")
     truth = hs_sandbox.state()
     contacts = {c["id"]: c for c in truth["contacts"] if not c["archived"]}
     companies = {c["id"]: c for c in truth["companies"]}
