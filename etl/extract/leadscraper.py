@@ -39,7 +39,7 @@ from etl.load.ratelimit import RateHeaders, RateLimiter
 from etl.log import get_logger, register_secret
 from etl.mapping import normalise_header
 from etl.report import no_rejects
-from etl.sources import SourceBatch
+from etl.sources import Incremental, SourceBatch
 
 if TYPE_CHECKING:
     from etl.jobs import JobSpec
@@ -531,7 +531,7 @@ def _gone_rejects(gone: list[dict[str, Any]], first_row: int) -> pl.DataFrame:
 
 
 @dataclass
-class LeadScraperIncremental:
+class LeadScraperIncremental(Incremental):
     """`etl.jobs.run_incremental`'s adapter: leads created since the mark (`created_after`)."""
 
     api_key: str

@@ -87,7 +87,6 @@ class RetryPolicy:
 @dataclass
 class RequestStats:
     by_status: Counter[str] = field(default_factory=Counter)
-    by_route: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     token_refreshes: int = 0
     """Access tokens renewed with the refresh token (ahead of `exp`, or after a 401)."""
@@ -260,8 +259,6 @@ class LeadGeniusApi:
             # bytes go out: taken before them, it expired while the request waited (issue 10).
             headers, token = await self._headers(credential)
             limiter.on_send(self.clock())
-            route = f"{method} {path.split('?')[0]}"
-            self.stats.by_route[route] += 1
             try:
                 response = await self.client.request(method, path, params=params, json=json, headers=headers)
             except httpx.TransportError:
