@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,9 +103,7 @@ def overlap_writes(n: int, touched: int) -> list[str]:
     """A real sync, three runs: the first imports, the second sends the touched contacts, the third
     re-reads them (inside the lookback) and must write nothing."""
     from etl.hubspot_sync import DEFAULT_LOOKBACK
-    from etl.jobs import import_hubspot
-    from etl.mapping import Mapping
-    from etl.pipeline import ImportOptions
+    from etl.jobs import JobSpec, run_spec
     from etl.sandbox.leadgenius.app import create_app as create_lg
 
     with tempfile.TemporaryDirectory() as tmp, serving(create_app(seed=4)) as hs, serving(create_lg()) as lg, \
@@ -119,15 +116,13 @@ def overlap_writes(n: int, touched: int) -> list[str]:
             password="demo-password", hubspot_token=SANDBOX_TOKEN, hubspot_base_url=hs.base_url,
             **state_location(str(Path(tmp) / "state.db")),
         )
-        options = ImportOptions(client="Bench", mode="upsert")
+        spec = JobSpec(name="bench", source="hubspot", client="Bench", mode="upsert")
         rows: list[str] = []
 
         def run(label: str) -> None:
             before = lg_admin.get("/__admin/stats").json()["requests"]
             started = time.perf_counter()
-            report = anyio.run(
-                lambda: import_hubspot(settings, replace(options), job="bench", mapping=Mapping.builtin("hubspot"))
-            )
+            report = anyio.run(lambda: run_spec(spec, settings))
             took = time.perf_counter() - started
             after = lg_admin.get("/__admin/stats").json()["requests"]
 

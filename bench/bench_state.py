@@ -21,10 +21,10 @@ import anyio
 
 from bench.bench_sandbox import _start_server
 from etl.config import Settings, state_location
+from etl.extract.csv import CsvFileSource
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.sandbox.server import free_port
-from etl.sources import CsvFileSource
 from etl.state.postgres import PostgresState
 from etl.state.sqlite import SqliteState
 

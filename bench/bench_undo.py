@@ -17,13 +17,13 @@ import anyio
 import httpx
 
 from etl.config import Settings
+from etl.extract.csv import CsvFileSource
 from etl.load.api import LeadGeniusApi
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.store import OTHER_TENANT, SandboxConfig
 from etl.sandbox.server import start_in_thread
-from etl.sources import CsvFileSource
 from etl.undo import DELETE_BATCH, UndoOptions, undo_run
 
 
