@@ -25,15 +25,12 @@ app.add_typer(import_app, name="import")
 
 
 def csv_mapping(source: Any, given: Path | None) -> Any:
-    """The mapping for a CSV file: --mapping if given, else the recognised export format, else a
-    guess from header synonyms and values; resolved to the file's columns (etl.formats.decide)."""
-    from etl.formats import builtin_formats, decide
+    """The mapping for a CSV file (etl.extract.csv.job_mapping): --mapping if given, else the
+    recognised export format, else a guess; resolved to the file's columns."""
+    from etl.extract.csv import job_mapping
     from etl.mapping import Mapping
 
-    return decide(
-        source.columns, source.sample(), builtin_formats(),
-        given=Mapping.load(given) if given else None, source=source.path.name,
-    )
+    return job_mapping(source, Mapping.load(given) if given else None)
 
 
 def write_mapping(path: Path, mapping: Any, input_file: Path) -> None:

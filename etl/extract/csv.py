@@ -783,6 +783,15 @@ class CsvFileSource:
         return first.frame.drop("_row").head(rows)
 
 
+def job_mapping(source: CsvFileSource, given: Mapping | None) -> Mapping:
+    """The mapping a CSV file gets (`import csv` and csv jobs): `given` (--mapping, the job's
+    `mapping`) if any, else the export format recognised from its headers, else a guess from header
+    synonyms and values — resolved to the file's columns (etl.formats.decide)."""
+    from etl.formats import builtin_formats, decide
+
+    return decide(source.columns, source.sample(), builtin_formats(), given=given, source=source.path.name)
+
+
 def job_source(spec: JobSpec, settings: Settings, mapping: Mapping) -> CsvFileSource:
     """The source a `source = "csv"` job file describes (`path`, relative to the job file)."""
     if spec.path is None:
