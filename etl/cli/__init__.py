@@ -20,7 +20,10 @@ for _name in _COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    from etl.cli.native import rust_panic_reports_hidden
+
+    with rust_panic_reports_hidden():
+        app()
 
 
 __all__ = ["app", "main"]

@@ -18,6 +18,11 @@ from pathlib import Path
 from tests.cli_helpers import cli_env
 from tests.integration.helpers import email_counts, people, stored, write_csv
 
+PANIC_REPORT = (
+    b"thread 'polars-3' (4242) panicked at crates/polars-arrow/src/array/binview/mod.rs:412:9:\n"
+    b"assertion failed: i < self.len()\n"
+    b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+)
 ROWS = 60
 CRASH_AT_ROW = 45  # the transform of the batch holding this row raises
 
@@ -26,6 +31,7 @@ def crashing_cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.
     """The CLI, with `strip_values` raising a real pyo3 PanicException on the batch with CRASH_AT_ROW."""
     wrapper = tmp_path / "crashing_cli.py"
     wrapper.write_text(textwrap.dedent(f"""
+        import os
         import sys
 
         import polars as pl
@@ -33,11 +39,14 @@ def crashing_cli(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.
 
         import etl.transform as transform
         real = transform.strip_values
+        PANIC_REPORT = {PANIC_REPORT!r}
 
-        def strip_values(frame, columns):
+        def strip_values(frame, *args, **kwargs):
             if frame.filter(pl.col("_row") == {CRASH_AT_ROW}).height:
+                # What Rust's panic hook writes to fd 2 before pyo3 raises PanicException.
+                os.write(2, PANIC_REPORT)
                 raise PanicException("assertion failed: i < self.len()")
-            return real(frame, columns)
+            return real(frame, *args, **kwargs)
 
         transform.strip_values = strip_values
         from etl.cli import main
