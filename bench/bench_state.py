@@ -9,6 +9,7 @@ each imports the same CSV into a fresh client (every lead a create). Time spent 
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -79,6 +80,7 @@ def main(quick: bool = False) -> str:
     n, concurrency = (2_000, 16) if quick else (5_000, 32)
     order = ["sqlite", "postgres", "postgres", "sqlite"]
     results: dict[str, list[dict[str, float]]] = {"sqlite": [], "postgres": []}
+    load_before = os.getloadavg()[0]
     pg = PostgresServer(durable=True).start()
     port = free_port()
     sandbox = _start_server(port)
@@ -108,6 +110,7 @@ def main(quick: bool = False) -> str:
         return (f"| {backend} | {len(runs)} × {n} | {each} | {rate:.0f} "
                 f"| {calls:.0f} | {per_call:.2f} | {share * 100:.1f} % |")
 
+    load_after = os.getloadavg()[0]
     sqlite_rate = statistics.mean(r["leads_s"] for r in results["sqlite"])
     pg_rate = statistics.mean(r["leads_s"] for r in results["postgres"])
     writes_per_1000 = statistics.mean(r["write_calls"] for r in results["postgres"]) / n * 1000
@@ -129,6 +132,10 @@ def main(quick: bool = False) -> str:
         f"{writes_per_1000:.1f} state round trips per 1,000 leads (intents once per batch, outcomes every "
         "200 or 0.5 s as one statement), so a database 1 ms away adds about "
         f"{writes_per_1000:.1f} ms per 1,000 leads.",
+        "",
+        f"Machine: 2 cores, load average {load_before:.1f} before and {load_after:.1f} after the runs (other "
+        "work shares the box): absolute leads/s say little, the same-run ratio and the state's share of "
+        "wall time are the figures.",
     ])
 
 
