@@ -268,8 +268,17 @@ class HubSpotIncremental(Incremental):
         }
 
     async def settle(self, settings: Any, report: Any, *, confirmed: bool, transport: Any) -> bool:
-        if confirmed and self.on_archive == "delete" and (self._gone.archived or self._gone.merged):
-            assert self.last is not None
+        assert self.last is not None
+        if report.mode == "insert" and (report.source_info.get("changed_companies") or self._reason):
+            report.source_info["note"] = (
+                "mode insert never updates a lead that exists: company changes and primary-company switches "
+                'reach LeadGenius with mode = "upsert"'
+            )
+        gone = self._gone.archived or self._gone.merged
+        if self.on_archive == "delete" and gone and report.dry_run:
+            await _delete_gone(settings, report, self._gone, self.last, str(report.source_info["job"]), transport,
+                               dry_run=True)
+        if confirmed and self.on_archive == "delete" and gone:
             return await _delete_gone(settings, report, self._gone, self.last, str(report.source_info["job"]),
                                       transport)
         return confirmed
@@ -294,10 +303,12 @@ def _parse(text: str) -> datetime:
 
 
 async def _delete_gone(
-    settings: Settings, report: RunReport, gone: Gone, source: Any, job: str, transport: Any
+    settings: Settings, report: RunReport, gone: Gone, source: Any, job: str, transport: Any, *,
+    dry_run: bool = False,
 ) -> bool:
     """on_archive = "delete": delete the leads this job created for the gone contacts, verified by
-    re-reading. Returns whether every one is gone (else the marks stay, and the next run retries)."""
+    re-reading. Returns whether every one is gone (else the marks stay, and the next run retries).
+    A dry run only says which it would delete (`would_delete`)."""
     from etl.load.api import LeadGeniusApi
     from etl.state import open_state
 
@@ -316,6 +327,9 @@ async def _delete_gone(
         finally:
             ledger.close()
         delete, kept = split_deletable(keys, created)
+        if dry_run:
+            info.update({"would_delete": sorted(delete), "kept_not_created_by_job": kept})
+            return False
         result = await delete_verified(api, client_id, list(delete.values()),
                                        company_id=report.target.get("company_id"))
         gone_ids = [lid for lid in delete.values() if lid not in set(result.failed_ids)]

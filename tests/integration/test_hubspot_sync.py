@@ -32,7 +32,8 @@ LAG_S = 3
 
 
 def job_file(tmp_path: Path, **keys: Any) -> Path:
-    lines = ['name = "hs"', 'source = "hubspot"', f'client = "{CLIENT}"', 'mode = "upsert"']
+    keys = {"mode": "upsert", **keys}
+    lines = ['name = "hs"', 'source = "hubspot"', f'client = "{CLIENT}"']
     lines += [f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}".replace("'", '"') for k, v in keys.items()]
     path = tmp_path / f"job-{len(list(tmp_path.glob('job-*.toml')))}.toml"
     path.write_text("[job]\n" + "\n".join(lines) + "\n")
@@ -265,7 +266,8 @@ def test_archive_and_merge_with_delete_removes_exactly_the_jobs_eight_leads(lg_s
         http.post("/api/clients", json={"clientName": CLIENT}).raise_for_status()
         http.post("/api/leads", json={"client_id": CLIENT, "firstName": "Pre", "lastName": "Existing",
                                       "email": "outsider0@people.example"}).raise_for_status()
-    sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete")
+    first = sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete")
+    assert "note" not in first.source_info
     by_contact = leads_by_contact(lg_sandbox)
     outsider_lead = by_contact[outsider]
     assert outsider_lead["firstName"] == "First0"  # adopted and updated by the job, not created by it
@@ -273,6 +275,8 @@ def test_archive_and_merge_with_delete_removes_exactly_the_jobs_eight_leads(lg_s
     hs_sandbox.client().crm.contacts.basic_api.archive(outsider)
     gone = set(archived) | {g for _, g in pairs}
     before = writes(lg_sandbox)
+    dry = sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete", dry_run=True)
+    assert len(dry.source_info["would_delete"]) == 8 and writes(lg_sandbox) == before  # says, touches nothing
 
     report = sync(lg_sandbox, hs_sandbox, tmp_path, on_archive="delete")
 
@@ -336,3 +340,13 @@ def test_delete_never_takes_the_lead_of_a_live_contact_sharing_the_email(lg_sand
     assert "p0@people.example" in emails and "p1@people.example" not in emails
     assert report.source_info["deleted"] == 1 and report.source_info["archived"] == 2
     assert twin not in report.source_info["archived_ids"]
+
+
+def test_insert_mode_says_company_changes_need_upsert(lg_sandbox, hs_sandbox, tmp_path) -> None:
+    make_contacts(hs_sandbox, 3)
+    first = sync(lg_sandbox, hs_sandbox, tmp_path, mode="insert")  # a full run: switches unseen in insert mode
+    assert "upsert" in first.source_info["note"]
+    company = hs_sandbox.state()["companies"][0]["id"]
+    hs_sandbox.admin("POST", "companies/rename", {"inputs": [{"id": company, "properties": {"name": "New"}}]})
+    again = sync(lg_sandbox, hs_sandbox, tmp_path, mode="insert")
+    assert again.counts.updated == 0 and "upsert" in again.source_info["note"]
