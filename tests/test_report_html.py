@@ -11,6 +11,7 @@ from etl.extract.csv import open_csv
 from etl.formats import builtin_formats, decide
 from etl.report_html import render_html
 from etl.transform import fill_rates, transform
+from tests.exports import FORMAT_HEADERS
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -76,3 +77,14 @@ def test_samples_are_capped_per_rule() -> None:
     )
     page = render_html(report(), rejects, {}, {})
     assert "first 5 of 100" in page
+
+
+def test_the_mapping_section_names_missing_and_unread_columns_with_a_sample() -> None:
+    header = [h for h in FORMAT_HEADERS["apollo"] if h != "Person Linkedin Url"]
+    sample = pl.DataFrame({h: [f"<{h}>"] for h in header})
+    mapping = decide(header, sample, builtin_formats())
+    page = render_html(report(), pl.DataFrame(), {}, mapping.report_dict())
+    assert "Mapping: Apollo contacts export <small>(detected)</small>" in page
+    assert "Expected column(s) missing from this file: Person Linkedin Url" in page
+    assert "<td>Keywords</td><td>&lt;Keywords&gt;</td>" in page  # an unread column and its sample, escaped
+    assert "<td>&lt;Email&gt;</td>" in page  # the e-mail field's sample
