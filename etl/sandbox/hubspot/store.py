@@ -413,23 +413,24 @@ class HubSpotStore:
             raise HubSpotError(
                 400, "VALIDATION_ERROR", f"Batch input size {len(inputs)} exceeds the limit of {ASSOC_BATCH_MAX}."
             )
+        raws = [str(item.get("id", "")) for item in inputs]
         if pair == ("companies", "contacts"):
-            return self._read_company_contacts(inputs, started)
+            links, types = self._company_contacts(raws), (COMPANY_PRIMARY_TYPE_ID, COMPANY_UNLABELED_TYPE_ID)
+        else:
+            links, types = self._contact_companies(raws), (PRIMARY_TYPE_ID, UNLABELED_TYPE_ID)
         results: list[dict[str, Any]] = []
         without: list[str] = []
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            c = self.contacts.get(int(raw)) if raw.isdigit() else None
-            if c is None or c.archived or not c.companies:
+        for raw in raws:
+            if not links.get(raw):
                 without.append(raw)
                 continue
             to = []
-            for cid in c.companies:
-                types: list[dict[str, Any]] = []
-                if cid == c.primary:
-                    types.append({"category": "HUBSPOT_DEFINED", "typeId": PRIMARY_TYPE_ID, "label": "Primary"})
-                types.append({"category": "HUBSPOT_DEFINED", "typeId": UNLABELED_TYPE_ID, "label": None})
-                to.append({"toObjectId": cid, "associationTypes": types})
+            for to_id, primary in links[raw]:
+                labels: list[dict[str, Any]] = []
+                if primary:  # the primary shows twice: labelled and unlabeled
+                    labels.append({"category": "HUBSPOT_DEFINED", "typeId": types[0], "label": "Primary"})
+                labels.append({"category": "HUBSPOT_DEFINED", "typeId": types[1], "label": None})
+                to.append({"toObjectId": to_id, "associationTypes": labels})
             results.append({"from": {"id": raw}, "to": to})
         errors = []
         if without:
@@ -438,7 +439,7 @@ class HubSpotStore:
                     "status": "error",
                     "category": "OBJECT_NOT_FOUND",
                     "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                    "message": f"No companies are associated with contacts {', '.join(without)}.",
+                    "message": f"No {pair[1]} are associated with {pair[0]} {', '.join(without)}.",
                     "context": {"fromObjectId": without},
                     "links": {},
                     "errors": [],
@@ -446,7 +447,17 @@ class HubSpotStore:
             )
         return self._batch_envelope(results, errors, started)
 
-    def _read_company_contacts(self, inputs: Sequence[Mapping[str, Any]], started: int) -> tuple[int, dict[str, Any]]:
+    def _contact_companies(self, raws: Sequence[str]) -> dict[str, list[tuple[int, bool]]]:
+        """contact id -> [(company id, is its primary)] for live contacts."""
+        out: dict[str, list[tuple[int, bool]]] = {}
+        for raw in raws:
+            c = self.contacts.get(int(raw)) if raw.isdigit() else None
+            if c is not None and not c.archived:
+                out[raw] = [(co, co == c.primary) for co in c.companies]
+        return out
+
+    def _company_contacts(self, raws: Sequence[str]) -> dict[str, list[tuple[int, bool]]]:
+        """company id -> [(live contact id, the company is its primary)], from a reverse index."""
         if self._by_company_version != self.version:
             by_company: dict[int, list[int]] = {}
             for cid in self.contact_ids:
@@ -455,37 +466,13 @@ class HubSpotStore:
                     for co in c.companies:
                         by_company.setdefault(co, []).append(cid)
             self._by_company, self._by_company_version = by_company, self.version
-        results: list[dict[str, Any]] = []
-        without: list[str] = []
-        for item in inputs:
-            raw = str(item.get("id", ""))
-            contact_ids = self._by_company.get(int(raw), []) if raw.isdigit() else []
+        out: dict[str, list[tuple[int, bool]]] = {}
+        for raw in raws:
             company = self.companies.get(int(raw)) if raw.isdigit() else None
-            if company is None or company.deleted or not contact_ids:
-                without.append(raw)
-                continue
-            to = []
-            for cid in contact_ids:
-                types: list[dict[str, Any]] = []
-                if self.contacts[cid].primary == company.id:
-                    types.append({"category": "HUBSPOT_DEFINED", "typeId": COMPANY_PRIMARY_TYPE_ID, "label": "Primary"})
-                types.append({"category": "HUBSPOT_DEFINED", "typeId": COMPANY_UNLABELED_TYPE_ID, "label": None})
-                to.append({"toObjectId": cid, "associationTypes": types})
-            results.append({"from": {"id": raw}, "to": to})
-        errors = []
-        if without:
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                    "message": f"No contacts are associated with companies {', '.join(without)}.",
-                    "context": {"fromObjectId": without},
-                    "links": {},
-                    "errors": [],
-                }
-            )
-        return self._batch_envelope(results, errors, started)
+            if company is not None and not company.deleted:
+                linked = self._by_company.get(company.id, [])
+                out[raw] = [(cid, self.contacts[cid].primary == company.id) for cid in linked]
+        return out
 
     def read_contacts(self, request: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         """POST /crm/v3/objects/contacts/batch/read: 200, or 207 naming the ids not found (archived
