@@ -125,18 +125,23 @@ def test_index_lag_thirty_changes_synced_at_once_then_after_the_lag(lg_sandbox, 
 
 
 def test_without_lookback_a_lagged_change_is_lost_which_is_why_it_exists(lg_sandbox, hs_sandbox, tmp_path) -> None:
+    lag_s = 8  # long enough that the second run surely runs while the 10 writes are hidden
     hs_sandbox.seed(100, seed=32, adversarial=False)
     sync(lg_sandbox, hs_sandbox, tmp_path, lookback="0s")
-    hs_sandbox.config(index_lag_ms=LAG_S * 1000)
+    titles = {c["id"]: c["properties"]["jobtitle"] for c in hs_sandbox.state()["contacts"]}
+    hs_sandbox.config(index_lag_ms=lag_s * 1000)
     lagged = set(hs_sandbox.touch(n=10, seed=1, group=1))
     hs_sandbox.config(index_lag_ms=0)
     time.sleep(1.2)  # HubSpot's Date header counts whole seconds: the next run starts after the lagged writes
-    hs_sandbox.touch(ids=sorted({c["id"] for c in hs_sandbox.state()["contacts"]} - lagged)[:3])
-    sync(lg_sandbox, hs_sandbox, tmp_path, lookback="0s")
-    time.sleep(LAG_S + 0.5)
-    # the mark is capped at the run's start on HubSpot's clock, which is after the lagged writes
+    hs_sandbox.touch(ids=sorted(set(titles) - lagged)[:3])
+    truth = {c["id"]: c["properties"]["jobtitle"] for c in hs_sandbox.state()["contacts"]}
+    changed = {c for c in lagged if truth[c] and truth[c] != titles[c]}
+    sync(lg_sandbox, hs_sandbox, tmp_path, lookback="0s")  # sees the 3, moves the mark past the 10
+    time.sleep(lag_s + 0.5)
     late = sync(lg_sandbox, hs_sandbox, tmp_path, lookback="0s")
-    assert late.counts.updated == 0  # missed: this is the drift the lookback closes
+    leads = leads_by_contact(lg_sandbox)
+    assert changed and late.counts.updated == 0
+    assert all(leads[c]["title"] != truth[c] for c in changed)  # lost: the drift the lookback closes
 
 
 def test_renamed_companies_update_exactly_their_leads_company_name(lg_sandbox, hs_sandbox, tmp_path) -> None:
