@@ -210,11 +210,13 @@ def test_primary_switches_are_found_by_a_full_run_which_puts_only_them(lg_sandbo
 
 
 def test_full_every_makes_a_scheduled_run_full_once_due(lg_sandbox, hs_sandbox, tmp_path) -> None:
+    # Not due within the hour, then due after one second: a 2 s window for both raced the runs' own
+    # length on a loaded machine (the second run was already "due").
     make_contacts(hs_sandbox, 5)
-    first = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="2s")
-    second = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="2s")
-    time.sleep(2.1)
-    third = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="2s")
+    first = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="1h")
+    second = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="1h")
+    time.sleep(1.1)
+    third = sync(lg_sandbox, hs_sandbox, tmp_path, full_every="1s")
     assert [r.source_info["read"] == "full" for r in (first, second, third)] == [True, False, True]
     assert first.source_info["full_reason"] == "first run"
     assert third.source_info["full_reason"].startswith("full_every")
