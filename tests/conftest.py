@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.store import DEMO_TENANT, OTHER_TENANT, Tenant
-from etl.sandbox.server import RunningServer, start_in_thread
+from etl.sandbox.server import RunningServer
+from tests.sandbox_admin import SandboxAdmin, reset_handle, serve
 
 # CI shares 2 cores with the sandboxes: time limits on examples would be noise, not findings.
 # Under CI the examples are derandomised, so a red build is reproducible, not a coin toss.
@@ -30,42 +30,14 @@ settings.load_profile("leadgenius")
 
 
 @dataclass
-class LGSandbox:
+class LGSandbox(SandboxAdmin):
     """Handle on a running LeadGenius sandbox: base URL, tenants and admin helpers (all over HTTP)."""
 
-    base_url: str
     tenant: Tenant = DEMO_TENANT
     other_tenant: Tenant = OTHER_TENANT
-    _http: httpx.Client = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._http = httpx.Client(base_url=self.base_url, timeout=30)
-
-    def admin(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
-        """Call /__admin/<path> (path with or without the /__admin prefix) and return its JSON."""
-        path = path if path.startswith("/__admin") else "/__admin/" + path.lstrip("/")
-        response = self._http.request(method, path, json=json, params=params or None)
-        response.raise_for_status()
-        return response.json()
-
-    # conveniences, each one admin or API call
-    def reset(self) -> None:
-        self.admin("POST", "reset")
-
-    def configure(self, **changes: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("PUT", "config", changes)
-        return result
 
     def seed(self, client: str = "Acme Corp", n: int = 100, **kw: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("POST", "seed", {"client": client, "n": n, **kw})
-        return result
-
-    def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("POST", "faults", {"kind": kind, **kw})
-        return result
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("GET", "stats")
         return result
 
     def state(self, **filters: Any) -> dict[str, Any]:
@@ -88,28 +60,17 @@ class LGSandbox:
         tenant = tenant or self.tenant
         return {"x-api-key": tenant.api_key, "x-user-id": tenant.user_id}
 
-    def close(self) -> None:
-        self._http.close()
 
 
 @pytest.fixture(scope="session")
 def _lg_sandbox_server() -> Iterator[RunningServer]:
-    server = start_in_thread(create_app())
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(create_app())
 
 
 @pytest.fixture
 def lg_sandbox(_lg_sandbox_server: RunningServer) -> Iterator[LGSandbox]:
     """A reset LeadGenius sandbox: `.base_url`, `.tenant`, `.other_tenant`, `.admin(method, path, json)`."""
-    handle = LGSandbox(_lg_sandbox_server.base_url)
-    handle.reset()
-    try:
-        yield handle
-    finally:
-        handle.close()
+    yield from reset_handle(lambda: LGSandbox(_lg_sandbox_server.base_url))
 
 
 # --- a real PostgreSQL server (state backend tests) ------------------------------------------

@@ -129,7 +129,7 @@ def test_faults_during_paging_are_retried_and_the_export_is_exact(lg_sandbox, tm
     lg_sandbox.seed("Acme Corp", n=12_345)
     # A short rate window: after a 429 the client waits for the advertised window reset (see the
     # report: with the default 60 s window a single injected 429 costs up to a minute).
-    lg_sandbox.configure(rate_window_s=2)
+    lg_sandbox.config(rate_window_s=2)
     # One fault in front of pages 2-6, keyed to each page's nextToken: 429, 503, 500, a dropped
     # connection, then 503 + 500 on the same page. Keyed to the page, not to "the next request": the
     # export prefetches, so which request came next was a race (issue 10, item 7).

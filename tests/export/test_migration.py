@@ -112,7 +112,7 @@ def test_migration_of_every_client_lands_in_one_client(lg_sandbox, tmp_path: Pat
 def test_kill_9_midway_then_rerun_gives_exactly_one_lead_per_email(lg_sandbox, tmp_path: Path) -> None:
     n = 1_500
     lg_sandbox.seed("Acme Corp", n=n)
-    lg_sandbox.configure(latency_ms=15)  # slow enough to be caught midway
+    lg_sandbox.config(latency_ms=15)  # slow enough to be caught midway
     env = cli_env(lg_sandbox.base_url, tmp_path)
     args = [
         *CLI,
@@ -145,7 +145,7 @@ def test_kill_9_midway_then_rerun_gives_exactly_one_lead_per_email(lg_sandbox, t
     partial = len(leads_of(lg_sandbox, DEMO_TENANT, "crash-copy"))
     assert 200 <= partial < n
 
-    lg_sandbox.configure(latency_ms=0)
+    lg_sandbox.config(latency_ms=0)
     rerun = subprocess.run([*args, "--report", "r.json"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr.decode()
     counts = Counter(lead["email"] for lead in leads_of(lg_sandbox, DEMO_TENANT, "crash-copy"))

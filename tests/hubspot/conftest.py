@@ -8,37 +8,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import polars as pl
 import pytest
 from hubspot import HubSpot
 
 from etl.extract.hubspot import FRAME_COLUMNS, FRAME_SCHEMA, HubSpotExtractor
 from etl.sandbox.hubspot.app import SANDBOX_TOKEN, create_app
-from etl.sandbox.server import RunningServer, start_in_thread
+from etl.sandbox.server import RunningServer
+from tests.sandbox_admin import SandboxAdmin, serve
 
 
 @dataclass
-class HSSandbox:
+class HSSandbox(SandboxAdmin):
     """A running HubSpot sandbox and its admin API, over HTTP."""
 
-    base_url: str
     token: str = SANDBOX_TOKEN
-    _http: httpx.Client = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._http = httpx.Client(base_url=self.base_url, timeout=60)
-
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        resp = self._http.request(method, f"/__admin/{path}", json=body)
-        resp.raise_for_status()
-        return resp.json()
-
-    def reset(self) -> None:
-        self.admin("POST", "reset")
 
     def seed(self, contacts: int, **kw: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.admin("POST", "seed", {"contacts": contacts, **kw})
@@ -51,17 +38,6 @@ class HSSandbox:
     def touch(self, **kw: Any) -> list[str]:
         ids: list[str] = self.admin("POST", "touch", kw)["ids"]
         return ids
-
-    def fault(self, kind: str, **kw: Any) -> None:
-        self.admin("POST", "faults", {"kind": kind, **kw})
-
-    def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("GET", "stats")
-        return result
-
-    def config(self, **kw: Any) -> dict[str, Any]:
-        result: dict[str, Any] = self.admin("PUT", "config", kw)
-        return result
 
     def unlimited(self) -> None:
         """No rate limits: for tests about volume, not about limits."""
@@ -79,11 +55,7 @@ class HSSandbox:
 
 @pytest.fixture(scope="session")
 def _hs_server() -> Iterator[RunningServer]:
-    running = start_in_thread(create_app(seed=7))
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from serve(create_app(seed=7))
 
 
 @pytest.fixture

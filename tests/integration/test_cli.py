@@ -90,7 +90,7 @@ def test_successful_run_reports_and_leaks_no_secret(lg_sandbox, tmp_path: Path) 
 def test_kill_minus_9_at_random_points_then_rerun_is_exact(lg_sandbox, tmp_path: Path, state_db: str) -> None:
     """Each attempt runs as another "machine" (its own working directory and auth file) sharing only the
     state: with PostgreSQL, a run killed on machine A is finished exactly on machine B."""
-    lg_sandbox.configure(latency_ms=15)
+    lg_sandbox.config(latency_ms=15)
     rows = people(400)
     src = write_csv(tmp_path / "in.csv", rows)
     shared = state_db.startswith("postgresql://")
@@ -144,7 +144,7 @@ def test_credentials_lost_mid_run_exit_3_not_an_internal_error(lg_sandbox, tmp_p
     # The token expires once the run is under way: the sandbox clock jumps past its lifetime as soon as the
     # first lead is stored. (A 2 s wall-clock lifetime raced the CLI's start-up: on a loaded machine the token
     # expired before the first create and nothing was stored.)
-    lg_sandbox.configure(latency_ms=20)
+    lg_sandbox.config(latency_ms=20)
     tokens = lg_sandbox.login()
     (tmp_path / "auth.json").write_text(json.dumps({
         "token": tokens["accessToken"], "refresh_token": "not-a-refresh-token", "email": "demo@leadgenius.local",

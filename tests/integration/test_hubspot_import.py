@@ -194,7 +194,7 @@ def test_overlapping_sync_is_refused_by_the_lock(lg_sandbox, hs_sandbox, tmp_pat
 @pytest.mark.slow
 def test_kill_minus_9_during_a_hubspot_import_then_rerun(lg_sandbox, hs_sandbox, tmp_path: Path) -> None:
     hs_sandbox.seed(800, seed=12, adversarial=True)
-    lg_sandbox.configure(latency_ms=10)
+    lg_sandbox.config(latency_ms=10)
     env = env_for(lg_sandbox.base_url, tmp_path, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
                   HUBSPOT_BASE_URL=hs_sandbox.base_url)
     args = [sys.executable, "-m", "etl", "import", "hubspot", "--client", "HubSpot Leads", "--mode", "upsert", "-q",

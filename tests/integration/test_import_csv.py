@@ -127,7 +127,7 @@ def test_dry_run_without_a_reachable_target_says_why(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_exact_final_state_under_faults_and_expiring_tokens(lg_sandbox, tmp_path: Path, state_db: str) -> None:
-    lg_sandbox.configure(token_ttl_s=2)
+    lg_sandbox.config(token_ttl_s=2)
     for kind, p in (("429", 0.05), ("500", 0.03), ("503", 0.05), ("drop", 0.03)):
         lg_sandbox.fault(kind, probability=p, seed=7, route="POST /api/leads")
     lg_sandbox.fault("slow", probability=0.02, seed=3, route="POST /api/leads", slow_ms=1500)
@@ -188,7 +188,7 @@ def test_a_payload_schema_violation_stops_the_run_before_any_post(lg_sandbox, tm
 
 
 def test_silent_drops_are_repaired_by_reconciliation(lg_sandbox, tmp_path: Path) -> None:
-    lg_sandbox.configure(drop_probability=0.2, seed=11)
+    lg_sandbox.config(drop_probability=0.2, seed=11)
     report = run_csv(settings_for(lg_sandbox.base_url, tmp_path), write_csv(tmp_path / "in.csv", people(100)))
     assert lg_sandbox.stats()["silently_dropped"] > 5
     counts = email_counts(stored(lg_sandbox, "acme-corp"))

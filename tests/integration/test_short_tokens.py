@@ -25,7 +25,7 @@ LEADS = 1_000
 
 @pytest.mark.slow
 def test_fault_storm_with_tokens_shorter_than_the_waits_ends_exact_never_exit_3(lg_sandbox, tmp_path: Path) -> None:
-    lg_sandbox.configure(token_ttl_s=1, drop_probability=0.02, seed=11)  # 2% of creates silently not stored
+    lg_sandbox.config(token_ttl_s=1, drop_probability=0.02, seed=11)  # 2% of creates silently not stored
     for kind, p, seed in (("429", 0.05, 1), ("503", 0.05, 2), ("500", 0.03, 3), ("drop", 0.02, 4)):
         lg_sandbox.fault(kind, probability=p, seed=seed, retry_after=1)
     lg_sandbox.fault("slow", probability=0.02, seed=5, slow_ms=1500)

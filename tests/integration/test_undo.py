@@ -248,14 +248,14 @@ def test_kill_minus_9_mid_import_then_undo_leaves_no_lead_of_that_run(lg_sandbox
     env = env_for(lg_sandbox.base_url, tmp_path)
     seed_bystanders(lg_sandbox)
     before = everything(lg_sandbox)
-    lg_sandbox.configure(latency_ms=15)
+    lg_sandbox.config(latency_ms=15)
     src = write_csv(tmp_path / "in.csv", people(300))
     proc = subprocess.Popen([sys.executable, "-m", "etl", "import", "csv", str(src), "--client", "Acme Corp",
                              "--concurrency", "4", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: len(stored(lg_sandbox, CLIENT)) >= 3 + 60)
     landed = len(stored(lg_sandbox, CLIENT)) - 3
     assert 0 < landed < 300
-    lg_sandbox.configure(latency_ms=0)
+    lg_sandbox.config(latency_ms=0)
     undone, report = undo(env, tmp_path, "--last")
     assert undone.returncode == 0, undone.stderr
     assert without_stamps(everything(lg_sandbox)) == without_stamps(before)
@@ -274,7 +274,7 @@ def test_kill_minus_9_mid_undo_then_undo_again_finishes_exact(lg_sandbox, tmp_pa
     restorable = sum(1 for r in rows if r["title"])
     assert restorable == 200
     # one request at a time, each slow: 5 batch deletes, then 4 batch PUTs of 50 restores
-    lg_sandbox.configure(latency_ms=250)
+    lg_sandbox.config(latency_ms=250)
     proc = subprocess.Popen([sys.executable, "-m", "etl", "undo", second, "--concurrency", "1", "-q"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -283,7 +283,7 @@ def test_kill_minus_9_mid_undo_then_undo_again_finishes_exact(lg_sandbox, tmp_pa
 
     _kill_when(proc, lambda: heads() <= restorable - 50)
     assert heads() > 0  # killed midway: some restores were still to come
-    lg_sandbox.configure(latency_ms=0)
+    lg_sandbox.config(latency_ms=0)
     again, report = undo(env, tmp_path, second)
     assert again.returncode == 0, again.stderr
     assert without_stamps(everything(lg_sandbox)) == without_stamps(after_first)

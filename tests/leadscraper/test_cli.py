@@ -90,7 +90,7 @@ def test_usage_mistakes_exit_2_with_one_line(lg_sandbox, ls_sandbox, tmp_path) -
 
 
 def test_kill_minus_9_then_rerun_is_exact_and_the_mark_waits_for_it(lg_sandbox, ls_sandbox, tmp_path) -> None:
-    lg_sandbox.configure(latency_ms=15)
+    lg_sandbox.config(latency_ms=15)
     ls_sandbox.seed(400, seed=12)
     env = env_for(lg_sandbox, ls_sandbox, tmp_path)
     args = [sys.executable, "-m", "etl", "import", "leadscraper", "--client", "Scraped", "--concurrency", "4", "-q"]

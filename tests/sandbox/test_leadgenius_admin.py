@@ -15,7 +15,7 @@ def test_config_get_put_and_validation(lg_sandbox, http) -> None:
     config = lg_sandbox.admin("GET", "config")
     assert config == {"rate_limit_per_min": 0, "latency_ms": 0.0, "token_ttl_s": 3600, "drop_probability": 0.0,
                       "batch_persist_ratio": 0.5, "seed": 0, "db_path": None, "rate_window_s": 60.0}
-    updated = lg_sandbox.configure(rate_limit_per_min=100, latency_ms=5)
+    updated = lg_sandbox.config(rate_limit_per_min=100, latency_ms=5)
     assert updated["rate_limit_per_min"] == 100 and updated["latency_ms"] == 5 and updated["seed"] == 0
     assert lg_sandbox.admin("GET", "config") == updated
     for bad in ({"nope": 1}, {"drop_probability": 2}, {"token_ttl_s": 0}, {"rate_limit_per_min": "x"},
@@ -27,7 +27,7 @@ def test_config_get_put_and_validation(lg_sandbox, http) -> None:
 
 def test_reset_wipes_data_and_restores_config(lg_sandbox, http, demo) -> None:
     lg_sandbox.seed("Acme Corp", n=5)
-    lg_sandbox.configure(rate_limit_per_min=7)
+    lg_sandbox.config(rate_limit_per_min=7)
     lg_sandbox.fault("500", next=5)
     lg_sandbox.reset()
     state = lg_sandbox.state()

@@ -52,7 +52,7 @@ def test_login_failures(http) -> None:
 
 
 def test_expires_in_follows_config(lg_sandbox, http) -> None:
-    lg_sandbox.configure(token_ttl_s=120)
+    lg_sandbox.config(token_ttl_s=120)
     tokens = lg_sandbox.login()
     assert tokens["expiresIn"] == 120
     payload = _payload(tokens["accessToken"])
@@ -60,7 +60,7 @@ def test_expires_in_follows_config(lg_sandbox, http) -> None:
 
 
 def test_token_expires_mid_test_then_refresh_works(lg_sandbox, http) -> None:
-    lg_sandbox.configure(token_ttl_s=1)
+    lg_sandbox.config(token_ttl_s=1)
     tokens = lg_sandbox.login()
     headers = {"Authorization": f"Bearer {tokens['accessToken']}"}
     assert http.get("/api/company", headers=headers).status_code == 200

@@ -117,7 +117,7 @@ def test_slow_fault_times_out_the_client_but_the_work_is_done(lg_sandbox, demo) 
 
 
 def test_latency_is_added_to_api_answers(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(latency_ms=60)
+    lg_sandbox.config(latency_ms=60)
     started = time.perf_counter()
     assert http.get("/api/clients", headers=demo).status_code == 200
     assert time.perf_counter() - started >= 0.05
@@ -127,7 +127,7 @@ def test_admin_is_never_faulted(lg_sandbox, http, demo) -> None:
     before = lg_sandbox.stats()
     lg_sandbox.fault("drop", probability=1.0)
     lg_sandbox.fault("500", probability=1.0)
-    lg_sandbox.configure(latency_ms=0)
+    lg_sandbox.config(latency_ms=0)
     assert lg_sandbox.state()["leads"] == []
     assert lg_sandbox.stats() == before
     assert len(lg_sandbox.admin("GET", "faults")["rules"]) == 2
@@ -136,7 +136,7 @@ def test_admin_is_never_faulted(lg_sandbox, http, demo) -> None:
 
 
 def test_silent_drop_of_single_posts(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(drop_probability=1.0)
+    lg_sandbox.config(drop_probability=1.0)
     r = http.post("/api/leads", headers=demo, json=new_lead(1))
     assert r.status_code == 201 and r.json()["lead"]["email"] == "f1@acme.com"
     assert lg_sandbox.state()["leads"] == []
@@ -144,7 +144,7 @@ def test_silent_drop_of_single_posts(lg_sandbox, http, demo) -> None:
 
     def run() -> list[str]:
         lg_sandbox.reset()
-        lg_sandbox.configure(drop_probability=0.5)
+        lg_sandbox.config(drop_probability=0.5)
         headers = lg_sandbox.bearer()
         for i in range(20):
             http.post("/api/leads", headers=headers, json=new_lead(i))

@@ -118,12 +118,12 @@ def test_quirk1_batch_post_reports_all_stores_some(lg_sandbox, http, demo, acme)
     assert 0 < stored < 40  # default ratio 0.5, seeded
     assert lg_sandbox.stats()["batch_not_persisted"] == 40 - stored
 
-    lg_sandbox.configure(batch_persist_ratio=0.0)
+    lg_sandbox.config(batch_persist_ratio=0.0)
     r = http.post("/api/leads", headers=demo, json={"leads": [lead(i) for i in range(100, 110)]})
     assert r.json()["created"] == 10
     assert len(lg_sandbox.state()["leads"]) == stored  # nothing at all this time
 
-    lg_sandbox.configure(batch_persist_ratio=1.0)
+    lg_sandbox.config(batch_persist_ratio=1.0)
     http.post("/api/leads", headers=demo, json={"leads": [lead(i) for i in range(200, 205)]})
     assert len(lg_sandbox.state()["leads"]) == stored + 5
 
@@ -174,7 +174,7 @@ def test_quirk4_dashes_and_real_names_are_fine(lg_sandbox, http, demo, last_name
 
 
 def test_batch_with_one_bad_item_fails_whole(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(batch_persist_ratio=1.0)
+    lg_sandbox.config(batch_persist_ratio=1.0)
     items = [lead(0), lead(1, phone="555"), lead(2)]
     assert_error(http.post("/api/leads", headers=demo, json={"leads": items}), 500, "internal_error")
     assert lg_sandbox.state()["leads"] == []

@@ -15,7 +15,7 @@ def rl(response: httpx.Response) -> tuple[int, int, int]:
 
 
 def test_headers_on_every_answer_including_errors(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(rate_limit_per_min=10)
+    lg_sandbox.config(rate_limit_per_min=10)
     ok = http.get("/api/clients", headers=demo)
     limit, remaining, reset = rl(ok)
     assert (limit, remaining) == (10, 9)
@@ -32,7 +32,7 @@ def test_unlimited_still_sends_headers(http, demo) -> None:
 
 
 def test_429_with_retry_after_and_no_budget_consumed(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(rate_limit_per_min=3)
+    lg_sandbox.config(rate_limit_per_min=3)
     statuses = [http.get("/api/clients", headers=demo).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
     for _ in range(3):
@@ -55,7 +55,7 @@ def test_429_with_retry_after_and_no_budget_consumed(lg_sandbox, http, demo) -> 
 
 
 def test_budget_recovers_after_a_short_window(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(rate_limit_per_min=2, rate_window_s=1.0)
+    lg_sandbox.config(rate_limit_per_min=2, rate_window_s=1.0)
     responses = [http.get("/api/company", headers=demo) for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 429]
     time.sleep(int(responses[-1].headers["Retry-After"]))  # rounded up: the window is over by then
@@ -64,7 +64,7 @@ def test_budget_recovers_after_a_short_window(lg_sandbox, http, demo) -> None:
 
 
 def test_budget_is_per_credential(lg_sandbox, http, demo, other) -> None:
-    lg_sandbox.configure(rate_limit_per_min=2)
+    lg_sandbox.config(rate_limit_per_min=2)
     assert [http.get("/api/company", headers=demo).status_code for _ in range(3)] == [200, 200, 429]
     assert http.get("/api/company", headers=other).status_code == 200  # other tenant: own budget
     key = lg_sandbox.api_key_headers()
@@ -75,7 +75,7 @@ def test_budget_is_per_credential(lg_sandbox, http, demo, other) -> None:
 
 
 def test_auth_and_admin_are_not_limited(lg_sandbox, http, demo) -> None:
-    lg_sandbox.configure(rate_limit_per_min=1)
+    lg_sandbox.config(rate_limit_per_min=1)
     for _ in range(3):
         lg_sandbox.login()
         lg_sandbox.stats()

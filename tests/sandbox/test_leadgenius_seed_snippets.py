@@ -43,7 +43,7 @@ def test_snippets_are_the_seed_text_with_only_the_url_swapped(shared_seeds: Path
 
 
 def test_get_valid_token_refreshes_an_expired_token(lg_sandbox, seed_code, tmp_path: Path) -> None:
-    lg_sandbox.configure(token_ttl_s=1)
+    lg_sandbox.config(token_ttl_s=1)
     tokens = lg_sandbox.login()
     auth_file = tmp_path / "leadgenius_auth.json"
     auth_file.write_text(json.dumps({
