@@ -19,12 +19,13 @@ import httpx
 from etl.config import Settings
 from etl.extract.csv import CsvFileSource
 from etl.load.api import LeadGeniusApi
+from etl.load.deletes import DELETE_BATCH
 from etl.mapping import Mapping
 from etl.pipeline import ImportOptions, run_import
 from etl.sandbox.leadgenius.app import create_app
 from etl.sandbox.leadgenius.store import OTHER_TENANT, SandboxConfig
 from etl.sandbox.server import start_in_thread
-from etl.undo import DELETE_BATCH, UndoOptions, undo_run
+from etl.undo import UndoOptions, undo_run
 
 
 def write_csv(path: Path, n: int, title: str) -> Path:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import polars as pl
 
 from etl.extract.hubspot import ArchivedContact, Merge, iso_to_ms
+from etl.load.deletes import delete_verified
 from etl.sources import Incremental
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ DEFAULT_LOOKBACK = timedelta(minutes=10)
 MARK = "hubspot.lastmodifieddate"
 MARK_LAST_FULL = "hubspot.last_full"  # when the last full run of the job finished confirmed
 MARK_GONE = "hubspot.gone"  # GoneMemory, JSON
-VERIFY_ROUNDS = 3
 
 OnArchive = Literal["keep", "delete"]
 ON_ARCHIVE = ("keep", "delete")
@@ -151,39 +151,6 @@ def split_deletable(gone_keys: dict[str, str], created: dict[str, str]) -> tuple
     delete = {k: created[k] for k in gone_keys if k in created}
     kept = sorted(k for k in gone_keys if k not in created)
     return delete, kept
-
-
-@dataclass
-class DeleteResult:
-    requested: int = 0
-    deleted: int = 0
-    failed_ids: list[str] = field(default_factory=list)
-    reads: int = 0
-
-
-async def delete_verified(
-    api: Any, client_id: str, lead_ids: Sequence[str], *, company_id: str | None = None,
-    rounds: int = VERIFY_ROUNDS, concurrency: int = 8,
-) -> DeleteResult:
-    """Delete `lead_ids` with undo's batch deleter (50 a request, several in flight), then re-read
-    the client and delete again what is still there (bounded): the batch endpoints' counts are the
-    server's word only (quirk 1 seen from the delete side)."""
-    from etl.reconcile import read_target
-    from etl.undo import _delete
-
-    result = DeleteResult(requested=len(lead_ids))
-    left = list(dict.fromkeys(lead_ids))
-    for _ in range(rounds):
-        if not left:
-            break
-        await _delete(api, left, concurrency, None)
-        snap = await read_target(api, client_id, company_id=company_id)
-        result.reads += 1
-        present = set(snap.frame.get_column("id").to_list()) if snap.leads else set()
-        left = [lid for lid in left if lid in present]
-    result.failed_ids = left
-    result.deleted = result.requested - len(left)
-    return result
 
 
 def created_by_job(ledger: Any, target: str, client_id: str, job: str, keys: Iterable[str]) -> dict[str, str]:

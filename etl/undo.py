@@ -15,28 +15,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import anyio
 import httpx
 import polars as pl
 
 from etl.config import Settings
-from etl.errors import ApiError, EtlError, UsageError, unwrapped_errors
+from etl.errors import ApiError, EtlError, UsageError
 from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
+from etl.load.deletes import VERIFY_ROUNDS, batches, delete_in_batches, each
 from etl.log import get_logger
 from etl.reconcile import CLOCK_SLACK_S, epoch, read_target
-from etl.report import write_json_atomic
+from etl.report import Progress, write_json_atomic
 from etl.state import Ledger, open_state
 
-DELETE_BATCH = 50  # seed 002: "delete leads first using a concurrent batch deletion script (batches of 50 IDs)"
 RESTORE_BATCH = 50  # the batch PUT, same size: one bad item fails a batch whole, then its leads go one by one
-VERIFY_ROUNDS = 3  # re-reads after the first one that may still repair something
 # A killed run's last creates may land after its last recorded outcome: the outcomes are flushed
 # every half second and a request in flight lands up to one request timeout later.
 IN_FLIGHT_SLACK_S = 5.0
@@ -46,7 +44,7 @@ Action = Literal["delete", "restore", "conflict", "already_gone", "reverted", "u
 TERMINAL = frozenset({"deleted", "restored", "already_gone", "reverted", "not_written"})
 ITEM_FIELDS = tuple(f for f in LEAD_FIELDS if f != "client_id")
 
-Progress = Callable[[str, int], None]
+
 T = TypeVar("T")
 
 
@@ -243,11 +241,6 @@ def window_end(writes: list[dict[str, Any]], run: dict[str, Any], timeout_s: flo
     if run.get("ended_at"):
         times.append(float(run["ended_at"]))
     return max(times, default=0.0) + timeout_s + IN_FLIGHT_SLACK_S + CLOCK_SLACK_S
-
-
-def batches(items: list[T], size: int = DELETE_BATCH) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -478,7 +471,7 @@ async def _act_and_verify(
             | final)
     notify("planned", len(deletes) + len(restores))
     client_id = items[0].client_id if items else ""
-    await _delete(api, [lid for it in deletes for lid in it.lead_ids], options.concurrency, notify)
+    await delete_in_batches(api, [lid for it in deletes for lid in it.lead_ids], options.concurrency, notify)
     await _restore(api, ledger, undo_id, restores, options.concurrency, notify, final, batch=True)
     verify: dict[str, Any] = {"reads": 0, "deleted_again": 0, "restored_again": 0}
     for round_no in range(options.verify_rounds + 1):
@@ -501,7 +494,7 @@ async def _act_and_verify(
             break
         verify["deleted_again"] += len(left)
         verify["restored_again"] += len(bad)
-        await _delete(api, left, options.concurrency, None)
+        await delete_in_batches(api, left, options.concurrency, None)
         await _restore(api, ledger, undo_id, bad, options.concurrency, None, final, batch=False)
     left_ids = set(left)
     bad_ids = {id(it) for it in bad}
@@ -534,23 +527,6 @@ def _record(ledger: Ledger, undo_id: str, items: list[UndoItem], status: dict[in
         (it.run_id, it.target, it.client_id, it.key, status[id(it)], it.written)
         for it in items if id(it) in status
     ])
-
-
-async def _delete(api: LeadGeniusApi, lead_ids: list[str], concurrency: int, notify: Progress | None) -> None:
-    """Batch deletes, several in flight; a refused batch is left to the verification to find."""
-    log = get_logger(stage="undo")
-    chunks = list(batches(lead_ids))
-
-    async def one(chunk: list[str]) -> None:
-        try:
-            await api.delete_leads(chunk)
-        except ApiError as exc:
-            log.warning("batch delete refused", ids=len(chunk), reason=exc.message)
-            return
-        if notify:
-            notify("deleted", len(chunk))
-
-    await _each(chunks, one, concurrency)
 
 
 async def _restore(
@@ -591,28 +567,7 @@ async def _restore(
         for it in chunk:
             await single(it)
 
-    await _each(list(batches(items, RESTORE_BATCH)) if batch else [[it] for it in items], one, concurrency)
-
-
-async def _each(work: list[Any], fn: Callable[[Any], Any], concurrency: int) -> None:
-    """Run `fn` over `work` with at most `concurrency` in flight (the API client paces them)."""
-    if not work:
-        return
-    send, receive = anyio.create_memory_object_stream[Any](max_buffer_size=len(work))
-    for item in work:
-        send.send_nowait(item)
-    send.close()
-
-    async def worker(mine: anyio.abc.ObjectReceiveStream[Any]) -> None:
-        async with mine:
-            async for item in mine:
-                await fn(item)
-
-    with unwrapped_errors():
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, min(concurrency, len(work)))):
-                tg.start_soon(worker, receive.clone())
-            receive.close()
+    await each(list(batches(items, RESTORE_BATCH)) if batch else [[it] for it in items], one, concurrency)
 
 
 def _move_marks_back(ledger: Ledger, marks: list[dict[str, Any]]) -> None:

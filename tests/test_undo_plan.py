@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
+from etl.load.deletes import DELETE_BATCH, batches
 from etl.reconcile import TargetSnapshot
 from etl.undo import (
-    DELETE_BATCH,
     LedgerContext,
     UndoItem,
     UndoReport,
-    batches,
     ledger_context,
     plan_undo,
     window_end,
