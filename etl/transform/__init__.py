@@ -33,7 +33,9 @@ from etl.slug import looks_like_uuid
 from etl.transform.dedupe import DUPLICATES_SCHEMA, Deduper, split_duplicates
 from etl.transform.notes import aggregate_notes
 from etl.transform.steps import (
+    PLACEHOLDER_EMAILS,
     classify_rows,
+    drop_placeholder_emails,
     explain_rejects,
     fill_names,
     map_fields,
@@ -99,6 +101,7 @@ def transform(
 
     staged = (
         frame.pipe(strip_values, used, phone_columns)
+        .pipe(drop_placeholder_emails, email_columns)
         .pipe(map_fields, mapping, client_id, used)
         .pipe(normalise_email)
         .pipe(classify_rows)
@@ -115,6 +118,18 @@ def transform(
         explained = explained.with_columns(
             pl.when((pl.col("_rule") == "empty_row") & elsewhere.to_series())
             .then(pl.lit("missing_email"))
+            .otherwise(pl.col("_rule"))
+            .alias("_rule")
+        )
+    if email_columns and explained.height:
+        # Rows whose only address was a placeholder say so, not just "no e-mail address".
+        lowered = frame.filter(bad).select(
+            pl.any_horizontal(pl.col(c).str.strip_chars().str.to_lowercase().is_in(PLACEHOLDER_EMAILS)
+                              for c in email_columns).fill_null(False)
+        )
+        explained = explained.with_columns(
+            pl.when((pl.col("_rule") == "missing_email") & lowered.to_series())
+            .then(pl.lit("placeholder_email"))
             .otherwise(pl.col("_rule"))
             .alias("_rule")
         )

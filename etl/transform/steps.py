@@ -107,6 +107,20 @@ a number. Apollo writes phones as `'+1 415 555 0100`; our own CSV export (and OW
 prefixes `'` to cells starting with `=`, `+`, `-`, `@`. Only that `'` goes: `'t Hooft` stays."""
 
 
+PLACEHOLDER_EMAILS = ("email_not_unlocked@domain.com",)
+"""Addresses an export writes where it has none: Apollo fills `Email` with this one for contacts
+whose address was not unlocked. Treated as no address, so `Secondary Email` can stand in."""
+
+
+def drop_placeholder_emails(frame: pl.DataFrame, email_columns: list[str]) -> pl.DataFrame:
+    """A placeholder address (`PLACEHOLDER_EMAILS`, any case) in an e-mail column becomes null."""
+    placeholder = [c for c in email_columns if c in frame.columns]
+    return frame.with_columns(
+        pl.when(pl.col(c).str.to_lowercase().is_in(PLACEHOLDER_EMAILS)).then(None).otherwise(pl.col(c)).alias(c)
+        for c in placeholder
+    )
+
+
 def strip_values(frame: pl.DataFrame, columns: list[str], phone_columns: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Trim every value; empty or whitespace-only becomes null (quirk 3: never send "").
 
@@ -254,6 +268,8 @@ def explain_rejects(rejected: pl.DataFrame, email_columns: list[str]) -> pl.Data
         .then(pl.lit("row has no values"))
         .when(pl.col("_rule") == "missing_email")
         .then(pl.lit(f"no e-mail address (looked in: {looked})"))
+        .when(pl.col("_rule") == "placeholder_email")
+        .then(pl.lit(f"only a placeholder e-mail address, e.g. Apollo's not-unlocked one (looked in: {looked})"))
         .when(pl.col("_rule") == "invalid_email")
         .then(pl.format('not a valid e-mail address: "{}"', shown))
         .otherwise(pl.lit(None, dtype=pl.String))

@@ -220,3 +220,22 @@ def test_other_encodings_transform_cleanly(name: str) -> None:
     r = transform(batch.frame, CSV, "acme-corp")
     validate_leads(r.leads)
     assert r.leads.height >= 4
+
+
+def test_apollo_placeholder_address_is_no_address() -> None:
+    """Apollo writes email_not_unlocked@domain.com for a locked address: the secondary address stands
+    in, and a row with nothing else is rejected saying so (never one lead for every locked contact)."""
+    apollo = Mapping.builtin("apollo")
+    df = frame(
+        **{
+            "First Name": ["Ann", "Bob", "Cy"],
+            "Last Name": ["Lee", "Roe", "Poe"],
+            "Email": ["email_not_unlocked@domain.com", " EMAIL_NOT_UNLOCKED@domain.com ", "cy@poe.io"],
+            "Secondary Email": ["ann@lee.io", None, None],
+        }
+    )
+    r = transform(df, apollo, "acme")
+    assert r.leads.select("_row", "email").rows() == [(1, "ann@lee.io"), (3, "cy@poe.io")]
+    assert r.rejects["_row"].to_list() == [2]
+    assert r.rejects["_rule"].to_list() == ["placeholder_email"]
+    assert "placeholder" in r.rejects["_reason"][0] and "Secondary Email" in r.rejects["_reason"][0]
