@@ -12,7 +12,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # `soak` tests run for many minutes at API-budget speed: CI (make test) must stay under 10 minutes.
-PYTEST  = -m pytest -q -n 2 --dist loadfile -m "not soak"
+# Three workers on two cores: the suite mostly waits on rate limits and sandboxes (9m54s CPU in 8m58s
+# wall at -n 2), so a third worker fills the waits: 7m07s on a quiet box, same 757 tests.
+PYTEST  = -m pytest -q -n 3 --dist loadfile -m "not soak"
 
 # uv reads the lock; it is pinned too, installed with pip into .tools/ (a fresh machine has only python3 and pip).
 UV_VERSION = 0.13.9
