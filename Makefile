@@ -12,8 +12,8 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # `soak` tests run for many minutes at API-budget speed: CI (make test) must stay under 10 minutes.
-# Three workers on two cores: the suite mostly waits on rate limits and sandboxes (9m54s CPU in 8m58s
-# wall at -n 2), so a third worker fills the waits: 7m07s on a quiet box, same 757 tests.
+# Three workers on two cores: the suite mostly waits on rate limits and sandboxes, and a third worker
+# fills those waits (timings in the commit that set it).
 PYTEST  = -m pytest -q -n 3 --dist loadfile -m "not soak"
 
 # uv reads the lock; it is pinned too, installed with pip into .tools/ (a fresh machine has only python3 and pip).
