@@ -108,7 +108,9 @@ def runs_cmd(
         table.add_row(r["run_id"], started, command + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
                       r["client_id"] or "", r["mode"] or "", new, upd, str(c.get("failed", "")),
                       "" if r["exit_code"] is None else str(r["exit_code"]), _undone(r))
-    Console(file=sys.stdout).print(table)
+    # Piped or logged, rich assumes 80 columns and folds eleven columns into one-letter slivers;
+    # a file gets the table's natural width (a terminal keeps its own).
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def _undone(run: dict[str, object]) -> str:
