@@ -540,19 +540,7 @@ class HubSpotStore:
             co.modified_ms = now
             results.append(self._render_company(co, sorted(props)))
         self._changed()
-        errors = []
-        if missing:
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not update some COMPANY objects. Ids: {', '.join(missing)}",
-                    "context": {"ids": missing},
-                    "links": {},
-                    "errors": [],
-                }
-            )
-        return self._batch_envelope(results, errors, started)
+        return self._batch_envelope(results, _not_found_errors("COMPANY", missing), started)
 
     def set_primary(self, contact_id: str | int, company_id: str | int) -> None:
         """PUT /crm/v4/objects/contacts/{id}/associations/companies/{to} with the Primary label:
@@ -640,19 +628,7 @@ class HubSpotStore:
             c.modified_ms = now
             results.append(self._render_contact(c, sorted(props), with_assoc=False))
         self._changed()
-        errors = []
-        if missing:
-            errors.append(
-                {
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "message": f"Could not update some CONTACT objects. Ids: {', '.join(missing)}",
-                    "context": {"ids": missing},
-                    "links": {},
-                    "errors": [],
-                }
-            )
-        return self._batch_envelope(results, errors, started)
+        return self._batch_envelope(results, _not_found_errors("CONTACT", missing), started)
 
     # --- admin operations ----------------------------------------------------------------------
 
@@ -999,3 +975,17 @@ class _Desc:
 
     def __hash__(self) -> int:
         return hash(self.v)
+
+
+def _not_found_errors(kind: str, missing: list[str]) -> list[dict[str, Any]]:
+    """A batch update's `errors` as HubSpot words them for ids it could not find (none: empty)."""
+    if not missing:
+        return []
+    return [{
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "message": f"Could not update some {kind} objects. Ids: {', '.join(missing)}",
+        "context": {"ids": missing},
+        "links": {},
+        "errors": [],
+    }]
