@@ -12,6 +12,7 @@ survive transaction pooling.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import socket
 import time
@@ -109,9 +110,10 @@ MIGRATIONS: list[list[str]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Advisory lock keys: (LOCK_CLASS, hashtext(name)). The two-int form keeps ours apart from other
-# applications' single bigint keys; LOCK_CLASS is "LGET" in ASCII.
-LOCK_CLASS = 0x4C474554
+# Advisory locks take one signed 64-bit key per name (`lock_key`). Earlier builds used the two-int form
+# (0x4C474554, hashtext(name)): a 32-bit hash, so two unrelated jobs could collide and block each other.
+# Old and new keys do not exclude each other: upgrade every worker of a fleet together (README).
+LOCK_NAMESPACE = "leadgenius-etl/advisory-lock/v2:"
 MIGRATION_LOCK = "__schema_migration__"
 
 # Intents and adopted leads arrive a batch at a time (up to tens of thousands): they are COPYed into a
@@ -222,13 +224,14 @@ SET_MARK = f"""
     INSERT INTO {SCHEMA}.marks (job, name, value, updated_at) VALUES (%s, %s, %s, %s)
     ON CONFLICT (job, name) DO UPDATE SET value=excluded.value, updated_at=excluded.updated_at"""
 
-TRY_LOCK = "SELECT pg_try_advisory_lock(%s, hashtext(%s))"
-UNLOCK = "SELECT pg_advisory_unlock(%s, hashtext(%s))"
+TRY_LOCK = "SELECT pg_try_advisory_lock(%s::bigint)"
+UNLOCK = "SELECT pg_advisory_unlock(%s::bigint)"
+# pg_locks shows a bigint key as its high (classid) and low (objid) 32 bits, objsubid 1.
 LOCK_HOLDER = """
     SELECT a.application_name, host(a.client_addr), a.backend_start
     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-      AND l.classid = %s::bigint::oid AND l.objid = hashtext(%s)::oid
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid
     LIMIT 1"""
 
 PRIMARY_KEYS = {"leads": ("target", "client_id", "key"), "runs": ("run_id",), "marks": ("job", "name"),
@@ -282,6 +285,19 @@ def unique_rounds(rows: Iterable[Row], key: Callable[[Row], Any]) -> list[list[R
     return out
 
 
+def lock_key(name: str) -> int:
+    """The advisory lock key of a job (or of the schema migration): a signed 64-bit integer from
+    blake2b, the same in every process and on every machine (Python's hash() is salted per process)."""
+    digest = hashlib.blake2b((LOCK_NAMESPACE + name).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_ids(key: int) -> tuple[int, int]:
+    """(classid, objid) under which pg_locks shows the bigint advisory key `key`."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    return unsigned >> 32, unsigned & 0xFFFF_FFFF
+
+
 def application_name() -> str:
     """Shown to other workers as the holder of a lock: which machine and process."""
     return f"leadgenius-etl {socket.gethostname()} pid {os.getpid()}"[:63]
@@ -325,7 +341,7 @@ class PostgresState(Ledger):
         if self._installed_version() == SCHEMA_VERSION:
             return
         with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, MIGRATION_LOCK))
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (lock_key(MIGRATION_LOCK),))
             try:
                 self.conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             except psycopg.errors.InsufficientPrivilege as exc:
@@ -505,6 +521,7 @@ class PostgresState(Ledger):
     def job_lock(self, job: str) -> Iterator[None]:
         """A session advisory lock on a connection of its own, held until the run ends (or the process dies)."""
         conn = connect(self.url, display=self.display)
+        key = lock_key(job)
         try:
             try:
                 # The lock lives as long as this session: keep an idle-session timeout from ending it, and
@@ -513,9 +530,9 @@ class PostgresState(Ledger):
                 for name, value in (("idle_session_timeout", "0"), ("tcp_keepalives_idle", "30"),
                                     ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3")):
                     conn.execute("SELECT set_config(name, %s, false) FROM pg_settings WHERE name = %s", (value, name))
-                row = conn.execute(TRY_LOCK, (LOCK_CLASS, job)).fetchone()
+                row = conn.execute(TRY_LOCK, (key,)).fetchone()
                 if not (row and row[0]):
-                    holder = conn.execute(LOCK_HOLDER, (LOCK_CLASS, job)).fetchone()
+                    holder = conn.execute(LOCK_HOLDER, lock_ids(key)).fetchone()
                     who = (holder[0] or "another process") if holder else "another process"
                     where = f" from {holder[1]}" if holder and holder[1] else ""
                     raise JobLocked(f"job {job!r} is already running ({who}{where}, state {self.display}); "
@@ -526,7 +543,7 @@ class PostgresState(Ledger):
             # Unlock explicitly: a lock that is no longer ours means the session was lost mid-run (a
             # server restart, a killed backend), and another run of the job may have overlapped this one.
             try:
-                released = conn.execute(UNLOCK, (LOCK_CLASS, job)).fetchone()
+                released = conn.execute(UNLOCK, (key,)).fetchone()
             except psycopg.Error:
                 released = None
             if not (released and released[0]):

@@ -56,12 +56,12 @@ def test_a_materialisation_runs_the_job_and_reports_its_counts(lg_sandbox, pg_ur
 def job_lock_held(pg_url: str) -> bool:
     import psycopg
 
-    from etl.state.postgres import LOCK_CLASS
+    from etl.state.postgres import lock_ids, lock_key
 
     with psycopg.connect(pg_url) as conn:
         row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                           " AND classid = %s::bigint::oid AND objid = hashtext(%s)::oid",
-                           (LOCK_CLASS, "acme-nightly")).fetchone()
+                           " AND classid = %s::bigint::oid AND objid = %s::bigint::oid",
+                           lock_ids(lock_key("acme-nightly"))).fetchone()
     return bool(row and row[0])
 
 

@@ -136,13 +136,14 @@ def test_a_lock_session_lost_mid_run_is_reported(pg_url: str) -> None:
     import psycopg
     from structlog.testing import capture_logs
 
-    from etl.state.postgres import LOCK_CLASS
+    from etl.state.postgres import lock_ids, lock_key
 
     with open_state(settings_at(pg_url)) as state, capture_logs() as logs:
         # the lock's session ends mid-run, as in a server restart or a killed backend
         with state.job_lock("nightly"), psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
-                          " AND granted AND classid = %s::bigint::oid", (LOCK_CLASS,))
+                          " AND granted AND classid = %s::bigint::oid AND objid = %s::bigint::oid",
+                          lock_ids(lock_key("nightly")))
         with state.job_lock("nightly"):  # a clean run says nothing
             pass
     assert [entry["event"] for entry in logs] == [
