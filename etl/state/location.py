@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from etl.errors import UsageError
 
 URL_SCHEMES = ("postgresql", "postgres")
 MASK = "***"
+
+# libpq parameters that take one of a fixed set of words, with the environment variable libpq reads when
+# the URL leaves the parameter out. libpq checks them only when it connects, and its refusal reads like a
+# failed connection (exit 3); a typo in the configuration is a usage error (exit 2), found before connecting.
+CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sslmode": ("PGSSLMODE", ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
+    "gssencmode": ("PGGSSENCMODE", ("disable", "prefer", "require")),
+    "channel_binding": ("PGCHANNELBINDING", ("disable", "prefer", "require")),
+    "target_session_attrs": ("PGTARGETSESSIONATTRS",
+                             ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")),
+}
 
 
 def is_state_url(value: str) -> bool:
@@ -16,8 +29,10 @@ def is_state_url(value: str) -> bool:
     return bool(sep) and head.replace("+", "").replace("-", "").isalnum()
 
 
-def check_state_url(url: str) -> str:
-    """The URL as libpq takes it; UsageError for a scheme we do not speak (a typo, a MySQL URL)."""
+def check_state_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL as libpq takes it, checked before any connection: UsageError (one line, password masked) for
+    a scheme we do not speak (a typo, a MySQL URL), a URL libpq cannot parse, or a parameter value libpq
+    would refuse (`sslmode=requir`, or PGSSLMODE in `environ`, the process environment by default)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("postgresql+psycopg", "postgresql+psycopg2"):  # SQLAlchemy spellings of the same URL
         url = "postgresql" + url[len(scheme):]
@@ -27,7 +42,34 @@ def check_state_url(url: str) -> str:
             f"the state URL {mask_url(url)} is not a postgresql:// URL "
             "(LEADGENIUS_ETL_STATE takes a postgresql:// URL or the path of a SQLite file)"
         )
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)  # libpq's own parser: unknown parameters, bad percent-escapes, a bad port
+    except ProgrammingError as exc:
+        raise UsageError(f"the state URL {mask_url(url)} is not valid: {_without_password(str(exc), url)}") from None
+    environ = os.environ if environ is None else environ
+    given = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    for name, (variable, valid) in CHOICES.items():
+        values = [value for key, value in given if key == name]
+        where = f"the state URL {mask_url(url)} has {name}="
+        if not values and environ.get(variable):
+            values, where = [environ[variable]], f"{variable} (read by libpq for the state URL {mask_url(url)}) is "
+        for value in values:
+            if value not in valid:
+                raise UsageError(f"{where}{value!r}, not a valid {name}: use one of {', '.join(valid)}")
     return url
+
+
+def _without_password(text: str, url: str) -> str:
+    """libpq's message about a URL, which may quote the part holding the password, made safe to show."""
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    raw = urlsplit(url).password
+    for secret in (raw, url_password(url)):
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def url_password(url: str) -> str | None:

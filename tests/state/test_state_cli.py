@@ -17,12 +17,13 @@ from tests.pg_server import PASSWORD
 from tests.state.test_sqlite_state import old_db
 
 
-def cli(*args: str, state: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS", "HUBSPOT"))}
+def cli(*args: str, state: str | None = None, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LEADGENIUS", "HUBSPOT", "PG"))}
     if state:
-        env["LEADGENIUS_ETL_STATE"] = state
-    return subprocess.run([sys.executable, "-m", "etl", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+        clean["LEADGENIUS_ETL_STATE"] = state
+    return subprocess.run([sys.executable, "-m", "etl", *args], env=clean | (env or {}), cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
@@ -129,3 +130,20 @@ def test_privileges_a_user_lacks_are_one_line_exit_2(pg_server, pg_url: str) -> 
         state.start_run(command="import", source="csv", target=None, client_id=None, mode="insert", dry_run=False)
     assert "refused a write" in str(refused.value) and "permission denied" in str(refused.value)
     assert PASSWORD not in str(refused.value)
+
+
+@pytest.mark.parametrize("command", [("state", "info"), ("runs",)])
+def test_a_bad_sslmode_is_a_usage_error_named_before_connecting(command: tuple[str, ...]) -> None:
+    # No server at port 1: the URL is judged before any connection (libpq would say "connection is bad", exit 3).
+    url = f"postgresql://etl:{PASSWORD}@127.0.0.1:1/leads?sslmode=requir"
+    line = one_line_error(cli(*command, state=url), 2)
+    assert "sslmode='requir'" in line and "disable, allow, prefer, require, verify-ca, verify-full" in line
+    assert "postgresql://etl:***@127.0.0.1:1/leads" in line
+    # the same mistake made in libpq's environment variable, with a URL that leaves sslmode out
+    env_line = one_line_error(cli(*command, state=url.split("?")[0], env={"PGSSLMODE": "on"}), 2)
+    assert "PGSSLMODE" in env_line and "'on'" in env_line and "verify-full" in env_line
+    # a misspelt parameter name too, and a percent-escape libpq cannot read in the password is not echoed
+    assert 'invalid URI query parameter: "sslmdoe"' in one_line_error(
+        cli(*command, state=url.replace("sslmode", "sslmdoe")), 2)
+    broken = f"postgresql://etl:{PASSWORD}%zz@127.0.0.1:1/leads"
+    assert "percent-encoded" in one_line_error(cli(*command, state=broken), 2)
