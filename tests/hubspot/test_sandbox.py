@@ -47,6 +47,21 @@ def test_search_has_its_own_per_second_limit(hs_sandbox: HSSandbox) -> None:
     assert codes == [200, 200, 429]
 
 
+def test_search_answers_carry_no_rate_headers_and_spend_nothing_of_the_ten_second_window(hs_sandbox: HSSandbox) -> None:
+    # HubSpot's search endpoints answer with no X-HubSpot-RateLimit-* header (a client cannot pace
+    # them from headers) and have their own per-second limit, apart from the 10-s one.
+    hs_sandbox.config(rate_limit_per_10s=2, search_per_s=0, daily_limit=1000)
+    with httpx.Client(base_url=hs_sandbox.base_url, headers=AUTH) as http:
+        searches = [http.post("/crm/v3/objects/contacts/search", json={}) for _ in range(4)]
+        pages = [http.get("/crm/v3/objects/contacts") for _ in range(2)]
+    assert [r.status_code for r in searches] == [200] * 4
+    assert not [k for r in searches for k in r.headers if k.lower().startswith("x-hubspot-ratelimit")]
+    assert [r.status_code for r in pages] == [200, 200]  # the four searches took none of the two
+    assert [r.headers["X-HubSpot-RateLimit-Remaining"] for r in pages] == ["1", "0"]
+    assert pages[0].headers["X-HubSpot-RateLimit-Daily"] == "1000"
+    assert [r.headers["X-HubSpot-RateLimit-Daily-Remaining"] for r in pages] == ["999", "998"]
+
+
 def test_faults_fire_before_auth_and_work_then_stop(hs_sandbox: HSSandbox) -> None:
     hs_sandbox.fault("503", next=2, route="contacts_page")
     with httpx.Client(base_url=hs_sandbox.base_url) as http:

@@ -70,6 +70,7 @@ class Config:
     shuffle_ties: int = 0  # 1: search results tied on every sort key change order between requests
     index_lag_ms: int = 0  # search sees each write this late (lastmodifieddate keeps the true time)
     clock_offset_s: int = 0  # HubSpot's clock minus ours: record timestamps and the Date header use it
+    daily_limit: int = 250_000  # private apps, free/starter: requests per day (non-search); 0 = unlimited
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Sandbox:
         self.faults: list[Fault] = []
         self.windows: dict[str, deque[float]] = defaultdict(deque)  # token -> request times (10 s)
         self.search_windows: dict[str, deque[float]] = defaultdict(deque)  # token -> search times (1 s)
+        self.daily: Counter[str] = Counter()  # token -> non-search requests today (the sandbox's day: since reset)
         self.not_before: dict[tuple[str, str], float] = {}  # (token, route) -> earliest polite retry
         self.requests: dict[str, Counter[str]] = defaultdict(Counter)
         self.retry_after_violations = 0
@@ -132,22 +134,35 @@ class Sandbox:
         return None
 
     def rate_limit(self, token: str, route: str) -> tuple[dict[str, str], JSONResponse | None]:
-        """Count this request against the token's windows: headers to send, or a 429 to answer."""
+        """Count this request against the token's windows: headers to send, or a 429 to answer.
+
+        As HubSpot: the search endpoints have only their own per-second limit and answer without
+        any X-HubSpot-RateLimit-* header; every other route counts in the rolling 10-s window (and
+        the day) and says so in its headers, 429 included."""
         now = self.clock()
         cfg = self.config
+        if route in SEARCH_ROUTES:
+            if cfg.search_per_s:
+                sw = self.search_windows[token]
+                while sw and sw[0] <= now - 1.0:
+                    sw.popleft()
+                if len(sw) >= cfg.search_per_s:
+                    return {}, self._too_many(token, route, 1, "SECONDLY", "You have reached your secondly limit.")
+                sw.append(now)
+            return {}, None
         headers: dict[str, str] = {}
-        if cfg.search_per_s and route in SEARCH_ROUTES:
-            sw = self.search_windows[token]
-            while sw and sw[0] <= now - 1.0:
-                sw.popleft()
-            if len(sw) >= cfg.search_per_s:
-                return headers, self._too_many(token, route, 1, "SECONDLY", "You have reached your secondly limit.")
-            sw.append(now)
+        if cfg.daily_limit:
+            headers["X-HubSpot-RateLimit-Daily"] = str(cfg.daily_limit)
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(0, cfg.daily_limit - self.daily[token]))
+            if self.daily[token] >= cfg.daily_limit:
+                resp = self._too_many(token, route, 60, "DAILY", "You have reached your daily limit.")
+                resp.headers.update(headers)
+                return headers, resp
         if cfg.rate_limit_per_10s:
             w = self.windows[token]
             while w and w[0] <= now - 10.0:
                 w.popleft()
-            headers = {
+            headers |= {
                 "X-HubSpot-RateLimit-Max": str(cfg.rate_limit_per_10s),
                 "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
                 "X-HubSpot-RateLimit-Secondly": str(max(1, cfg.rate_limit_per_10s // 10)),
@@ -165,6 +180,9 @@ class Sandbox:
             recent = sum(1 for t in w if t > now - 1.0)
             headers["X-HubSpot-RateLimit-Remaining"] = str(cfg.rate_limit_per_10s - len(w))
             headers["X-HubSpot-RateLimit-Secondly-Remaining"] = str(max(0, cfg.rate_limit_per_10s // 10 - recent))
+        if cfg.daily_limit:
+            self.daily[token] += 1
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(0, cfg.daily_limit - self.daily[token]))
         return headers, None
 
     def _too_many(self, token: str, route: str, wait: int, policy: str, message: str) -> JSONResponse:
