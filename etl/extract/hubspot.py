@@ -13,6 +13,9 @@ Two modes, both plain synchronous iterators over the official `hubspot-api-clien
   of a merge as `hs_merged_object_ids` shows it (merged-away contacts vanish from every read).
 
 HubSpot's clock, not ours, dates a run: `server_time` is the `Date` header of its first answer.
+Every call but search is paced from the X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds
+headers of the answers before it (`RollingBudget`: the whole rolling 10-s budget, no 429 when the token
+is ours alone); search answers carry none of those headers and have their own per-second limit.
 A 429 never ends a read: it waits (Retry-After) and tries again, and a search 429 with policy
 `SECONDLY` teaches the search pacer the portal's real per-second limit (`SearchPacer.learn`).
 
@@ -25,7 +28,6 @@ are small pure functions below; `HubSpotExtractor` is the one loop that does I/O
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections import deque
@@ -49,6 +51,7 @@ from urllib3.util.retry import Retry
 
 from etl.errors import CredentialsRejected, EtlError, TargetUnreachable
 from etl.load.classify import RETRY_STATUSES, SERVER_ERROR_STATUSES
+from etl.load.ratelimit import RollingBudget, RollingHeaders, parse_retry_after, rolling_delay
 from etl.log import register_secret
 from etl.report import no_rejects
 from etl.sources import SourceBatch
@@ -110,6 +113,7 @@ MAX_HELD_ROWS = 5000  # rows held back waiting for a full company batch, before 
 PRIMARY_V3_TYPE = "contact_to_company"  # v3 `associations=companies`: the primary also shows unlabeled
 PRIMARY_V4_TYPE_ID = 1  # v4: HUBSPOT_DEFINED typeId 1 is "Primary" contact -> company
 COMPANY_PRIMARY_V4_TYPE_ID = 2  # ... and typeId 2 the same label seen from the company
+SEARCH_KINDS = frozenset({"search", "company_search"})  # paced by SearchPacer, not by rate headers
 THROTTLE_BUDGET_S = 900.0  # total wait for 429s in one read before it is called unreachable
 
 STATUS_OK = "ok"
@@ -479,9 +483,8 @@ def read_throttle(headers: Mapping[str, str] | None, body: Any, *, default_wait_
     without Retry-After: wait one second, the window it counts."""
     wait = default_wait_s
     for key, value in (headers or {}).items():
-        if key.lower() == "retry-after":
-            with contextlib.suppress(ValueError):
-                wait = max(0.0, float(value))
+        if key.lower() == "retry-after" and (seconds := parse_retry_after(value)) is not None:
+            wait = seconds
     policy = ""
     if isinstance(body, bytes | str):
         try:
@@ -530,8 +533,8 @@ class SearchPacer:
             self.per_second, self.learned_at = self.per_second + 1, now
         cap = max(1, int(self.per_second))
         self._prune(now)
-        while len(self.sent) >= cap:
-            self.sleep(self.sent[0] + 1.0 + self.margin - now)
+        while (wait := rolling_delay(now, self.sent, cap, 1.0, self.margin)) > 0:
+            self.sleep(wait)
             now = self.clock()
             self._prune(now)
         self.sent.append(self.clock())
@@ -560,6 +563,8 @@ class HubSpotExtractor:
         max_held_rows: int = MAX_HELD_ROWS,
         throttle_budget_s: float = THROTTLE_BUDGET_S,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        pace_from_headers: bool = True,
     ) -> None:
         register_secret(access_token)  # never in a log line
         self.page_size = min(max(1, page_size), 100)
@@ -592,11 +597,16 @@ class HubSpotExtractor:
         self._company_search = client.crm.companies.search_api
         self._assoc = client.crm.associations.v4.batch_api
         self._pacer = SearchPacer(search_per_second, sleep=sleep)
+        # every other endpoint: HubSpot's rolling 10-s budget, learned from its answers' headers
+        self._budget = RollingBudget()
+        self._clock = clock
         self._company_cache: dict[str, tuple[str | None, str | None] | None] = {}
         self._rows_out = 0
         self._emitted: set[str] = set()
         self.server_time: datetime | None = None  # HubSpot's Date at the run's first answer
         self.throttled_s = 0.0
+        self.paced_s = 0.0  # waited before non-search calls so the 10-s window never overflows
+        self.pace_from_headers = pace_from_headers  # False: the old way, 429s only (bench baseline)
 
     @property
     def search_per_second(self) -> float:
@@ -732,12 +742,19 @@ class HubSpotExtractor:
         """One API call: counted, its JSON body back, its failure turned into an error named by what
         to do. A 429 waits and tries again, however often, within `throttle_budget_s` in all."""
         self.stats[kind] += 1  # logical requests: urllib3's retries and our 429 waits are counted apart
+        windowed = kind not in SEARCH_KINDS  # search answers carry no rate headers: the search pacer's
         while True:
+            if windowed and self.pace_from_headers and (wait := self._budget.delay(self._clock())) > 0:
+                self.paced_s += wait
+                self._sleep(wait)
             try:
                 body = fn(*args, **kwargs)
             except (ContactsApiException, CompaniesApiException, AssocApiException) as exc:
                 status = int(getattr(exc, "status", 0) or 0)
                 if status == 429:
+                    if windowed:
+                        headers = getattr(exc, "headers", None)
+                        self._budget.on_answer(self._clock(), RollingHeaders.parse(headers), throttled=True)
                     self._throttled(kind, exc)
                     continue
                 if status in (401, 403):
@@ -750,6 +767,8 @@ class HubSpotExtractor:
                 raise HubSpotApiError(f"HubSpot refused the {kind} request ({status}): {_message(exc)}") from None
             except urllib3.exceptions.HTTPError as exc:
                 raise TargetUnreachable(f"HubSpot unreachable after retries ({kind}): {type(exc).__name__}") from None
+            if windowed:
+                self._budget.on_answer(self._clock(), RollingHeaders.parse(self._headers_of(fn)))
             if self.server_time is None:
                 self.server_time = self._date_of(fn)
             if not isinstance(body, dict):
@@ -760,7 +779,7 @@ class HubSpotExtractor:
         headers = getattr(exc, "headers", None)
         throttle = read_throttle(dict(headers) if headers else None, getattr(exc, "body", None))
         self.stats["throttled_429"] += 1
-        if throttle.policy.upper() == "SECONDLY" and kind in ("search", "company_search"):
+        if throttle.policy.upper() == "SECONDLY" and kind in SEARCH_KINDS:
             self._pacer.learn()
         if self.throttled_s + throttle.wait_s > self.throttle_budget_s:
             raise TargetUnreachable(
@@ -769,16 +788,23 @@ class HubSpotExtractor:
             )
         self.throttled_s += throttle.wait_s
         self._sleep(throttle.wait_s)
-        if kind in ("search", "company_search"):
+        if kind in SEARCH_KINDS:
             self._pacer.wait()
 
     @staticmethod
-    def _date_of(fn: Callable[..., Any]) -> datetime | None:
-        """The Date header of the answer `fn` just got (the client keeps it as `last_response`)."""
+    def _headers_of(fn: Callable[..., Any]) -> Mapping[str, str] | None:
+        """The headers of the answer `fn` just got: the official client exposes no rate-limit
+        information, only the raw answer it keeps as `api_client.last_response`."""
         api_client = getattr(getattr(fn, "__self__", None), "api_client", None)
-        response = getattr(api_client, "last_response", None)
-        getheader = getattr(response, "getheader", None)
-        return http_date(getheader("Date")) if callable(getheader) else None
+        getheaders = getattr(getattr(api_client, "last_response", None), "getheaders", None)
+        headers = getheaders() if callable(getheaders) else None
+        return headers if isinstance(headers, Mapping) else None
+
+    @classmethod
+    def _date_of(cls, fn: Callable[..., Any]) -> datetime | None:
+        """The Date header of the answer `fn` just got."""
+        headers = cls._headers_of(fn)
+        return http_date(next((v for k, v in headers.items() if k.lower() == "date"), None)) if headers else None
 
     @staticmethod
     def _values(obj: Any) -> dict[str, str | None]:

@@ -1,4 +1,4 @@
-"""Rate-budget decisions: a pure function of the clock and the X-RateLimit-* headers (SPEC A5).
+"""Rate-budget decisions: pure functions of the clock and the rate headers (SPEC A5; HubSpot's rolling window below).
 
 The loader asks `delay(now)` before each send and reports `on_send` / `on_response`. Nothing
 here sleeps or reads a clock, so every decision is unit-testable.
@@ -6,7 +6,8 @@ here sleeps or reads a clock, so every decision is unit-testable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 # Server reset times are whole Unix seconds; wait a little past them so our clock and the
@@ -142,3 +143,74 @@ class RateLimiter:
         """The effective budget: the server's limit, capped by --rate."""
         caps = [c for c in (self.limit, self.cap_per_min) if c]
         return float(min(caps)) if caps else None
+
+
+# --- rolling windows (HubSpot) ------------------------------------------------------------------
+# HubSpot counts requests in a window that slides (no reset time to wait for, unlike the
+# X-RateLimit-Reset budgets above): a send frees its slot `window_s` after the server counted it.
+
+
+def rolling_delay(now: float, sent: Sequence[float], limit: int, window_s: float, margin: float = 0.0) -> float:
+    """Seconds the next send waits so that at most `limit` sends fall in any `window_s` (0 = now).
+
+    `sent`: the times counted against the window, ascending. `margin` pads each slot's release:
+    the server counted the request a little after our timestamp (pure)."""
+    if limit <= 0:
+        return 0.0
+    live = [t for t in sent if t > now - window_s - margin]
+    if len(live) < limit:
+        return 0.0
+    return max(0.0, live[len(live) - limit] + window_s + margin - now)
+
+
+@dataclass(frozen=True)
+class RollingHeaders:
+    """HubSpot's X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds (non-search answers only)."""
+
+    limit: int
+    remaining: int
+    window_s: float
+
+    @staticmethod
+    def parse(headers: Mapping[str, str] | None) -> RollingHeaders | None:
+        low = {k.lower(): v for k, v in (headers or {}).items()}
+        try:
+            return RollingHeaders(
+                limit=int(low["x-hubspot-ratelimit-max"]),
+                remaining=int(low["x-hubspot-ratelimit-remaining"]),
+                window_s=int(low["x-hubspot-ratelimit-interval-milliseconds"]) / 1000,
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+@dataclass
+class RollingBudget:
+    """Spends a rolling-window budget whole, without a 429: `limit` answers in any `window_s`.
+
+    Learns the limit and the window from the first answer's headers (until then, nothing is held
+    back). Each answer is recorded at the time it arrived, an upper bound of when the server
+    counted it. When the server's Remaining says more of the window is used than we sent (another
+    process on the same token), the difference is counted as sent now, having no better time."""
+
+    limit: int | None = None
+    window_s: float = 10.0
+    margin: float = 0.1
+    sent: deque[float] = field(default_factory=deque)
+
+    def delay(self, now: float) -> float:
+        return 0.0 if self.limit is None else rolling_delay(now, self.sent, self.limit, self.window_s, self.margin)
+
+    def on_answer(self, now: float, headers: RollingHeaders | None, *, throttled: bool = False) -> None:
+        """Record an answer. A 429 was not counted by the server: it only teaches the limit (its
+        Retry-After is the caller's to wait)."""
+        if headers is not None:
+            self.limit, self.window_s = headers.limit, headers.window_s
+        if throttled:
+            return
+        self.sent.append(now)
+        while self.sent and self.sent[0] <= now - self.window_s - self.margin:
+            self.sent.popleft()
+        if headers is not None:
+            for _ in range(headers.limit - headers.remaining - len(self.sent)):
+                self.sent.append(now)

@@ -286,3 +286,23 @@ def test_a_long_429_storm_waits_past_the_retry_budget(hs_sandbox: HSSandbox) -> 
     hs_sandbox.config(retry_after_s=5)
     with pytest.raises(TargetUnreachable, match="kept answering 429"):
         list(hs_sandbox.extractor(throttle_budget_s=12, sleep=waits.append).full())
+
+
+def test_non_search_reads_are_paced_from_the_rate_headers_and_meet_no_429(hs_sandbox: HSSandbox) -> None:
+    # 4 requests per 0.5 s (the sandbox's window is shortened; the extractor learns it from
+    # Interval-Milliseconds): the same read, paced from the headers and the old way (429s only).
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(700, seed=31, adversarial=False)
+    truth = concat(list(hs_sandbox.extractor().full()))
+    hs_sandbox.config(rate_limit_per_10s=4, rate_window_ms=500, retry_after_s=1)
+    waits: list[float] = []
+    paced = hs_sandbox.extractor(sleep=lambda s: (waits.append(s), time.sleep(s)))
+    got = concat(list(paced.full()))
+    assert_frame_equal(got, truth)
+    requests = sum(v for k, v in paced.stats.items() if k not in ("retries", "throttled_429"))
+    assert requests > 4 and paced.stats["throttled_429"] == 0 and paced.paced_s > 0
+    assert all(w <= 0.5 + paced._budget.margin for w in waits)  # never longer than one window
+    assert not [route for route, codes in hs_sandbox.stats()["requests"].items() if "429" in codes]
+    unpaced = hs_sandbox.extractor(pace_from_headers=False)
+    assert_frame_equal(concat(list(unpaced.full())), truth)
+    assert unpaced.stats["throttled_429"] > 0  # the control: the same read without pacing meets the limit

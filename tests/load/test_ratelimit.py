@@ -1,4 +1,14 @@
-from etl.load.ratelimit import RESET_MARGIN_S, RateHeaders, RateLimiter, parse_retry_after
+import pytest
+
+from etl.load.ratelimit import (
+    RESET_MARGIN_S,
+    RateHeaders,
+    RateLimiter,
+    RollingBudget,
+    RollingHeaders,
+    parse_retry_after,
+    rolling_delay,
+)
 
 
 def hdr(limit: int, remaining: int, reset: float) -> RateHeaders:
@@ -108,3 +118,52 @@ def test_provisional_window_yields_to_the_servers_reset() -> None:
     lim.on_send(turn)  # provisional reset turn + 60
     lim.on_response(turn, hdr(3, 2, 20), status=201, retry_after=None)
     assert lim.reset_at == 20 and lim.min_remaining == 2
+
+
+# --- HubSpot's rolling window --------------------------------------------------------------------
+
+
+def test_rolling_delay_sends_at_once_until_the_window_is_full_then_waits_for_the_oldest_slot() -> None:
+    assert rolling_delay(5.0, [1.0, 2.0], limit=3, window_s=10.0) == 0.0
+    assert rolling_delay(5.0, [1.0, 2.0, 3.0], limit=3, window_s=10.0) == pytest.approx(6.0)  # 1.0 frees at 11
+    assert rolling_delay(5.0, [1.0, 2.0, 3.0], limit=3, window_s=10.0, margin=0.1) == pytest.approx(6.1)
+    # more sent than the limit (the limit was learned lower): the slot that frees room for one more
+    assert rolling_delay(5.0, [1.0, 2.0, 3.0, 4.0], limit=2, window_s=10.0) == pytest.approx(8.0)
+    # slots older than the window count for nothing; an unknown (0) limit holds nothing back
+    assert rolling_delay(20.0, [1.0, 2.0, 3.0], limit=3, window_s=10.0) == 0.0
+    assert rolling_delay(5.0, [1.0, 2.0, 3.0], limit=0, window_s=10.0) == 0.0
+
+
+def test_rolling_headers_are_read_case_blind_and_only_when_complete() -> None:
+    h = {"x-hubspot-ratelimit-max": "100", "X-HubSpot-RateLimit-Remaining": "97",
+         "X-HUBSPOT-RATELIMIT-INTERVAL-MILLISECONDS": "10000"}
+    assert RollingHeaders.parse(h) == RollingHeaders(limit=100, remaining=97, window_s=10.0)
+    assert RollingHeaders.parse({"X-HubSpot-RateLimit-Max": "100"}) is None  # a search answer has none at all
+    assert RollingHeaders.parse(None) is None
+
+
+def test_rolling_budget_learns_limit_and_window_from_the_first_answer_and_spends_it_whole() -> None:
+    budget = RollingBudget(margin=0.0)
+    assert budget.delay(0.0) == 0.0  # nothing known yet: nothing held back
+    t = 0.0
+    for i in range(5):
+        assert budget.delay(t) == 0.0  # the whole budget goes at once: no 429 to fear below the limit
+        budget.on_answer(t, RollingHeaders(limit=5, remaining=4 - i, window_s=2.0))
+        t += 0.1
+    assert budget.limit == 5 and budget.window_s == 2.0
+    assert budget.delay(t) == pytest.approx(2.0 - t)  # the first answer's slot frees at 2.0
+
+
+def test_rolling_budget_counts_another_process_on_the_same_token() -> None:
+    budget = RollingBudget(margin=0.0)
+    budget.on_answer(1.0, RollingHeaders(limit=10, remaining=2, window_s=10.0))  # 8 used, 1 of them ours
+    assert len(budget.sent) == 8
+    for _ in range(2):
+        budget.on_answer(1.0, RollingHeaders(limit=10, remaining=1, window_s=10.0))
+    assert budget.delay(1.5) == pytest.approx(9.5)
+
+
+def test_rolling_budget_a_429_teaches_the_limit_but_takes_no_slot() -> None:
+    budget = RollingBudget(margin=0.0)
+    budget.on_answer(3.0, RollingHeaders(limit=100, remaining=0, window_s=10.0), throttled=True)
+    assert budget.limit == 100 and not budget.sent  # its Retry-After is what the caller waits

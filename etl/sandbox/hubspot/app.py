@@ -64,6 +64,7 @@ def route_name(method: str, path: str) -> str:
 @dataclass
 class Config:
     rate_limit_per_10s: int = 100  # HubSpot private apps (free/starter): 100 per 10 s rolling; 0 = unlimited
+    rate_window_ms: int = 10_000  # that window (HubSpot's Interval-Milliseconds); shorter keeps tests quick
     search_per_s: int = 5  # the search endpoints' own per-token limit; 0 = unlimited
     latency_ms: int = 0
     retry_after_s: int = 1  # Retry-After sent with fault 429/503s (whole seconds, as HTTP wants)
@@ -159,16 +160,16 @@ class Sandbox:
                 resp.headers.update(headers)
                 return headers, resp
         if cfg.rate_limit_per_10s:
-            w = self.windows[token]
-            while w and w[0] <= now - 10.0:
+            w, window_s = self.windows[token], cfg.rate_window_ms / 1000
+            while w and w[0] <= now - window_s:
                 w.popleft()
             headers |= {
                 "X-HubSpot-RateLimit-Max": str(cfg.rate_limit_per_10s),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+                "X-HubSpot-RateLimit-Interval-Milliseconds": str(cfg.rate_window_ms),
                 "X-HubSpot-RateLimit-Secondly": str(max(1, cfg.rate_limit_per_10s // 10)),
             }
             if len(w) >= cfg.rate_limit_per_10s:
-                wait = max(1, math.ceil(w[0] + 10.0 - now))
+                wait = max(1, math.ceil(w[0] + window_s - now))
                 headers["X-HubSpot-RateLimit-Remaining"] = "0"
                 headers["X-HubSpot-RateLimit-Secondly-Remaining"] = "0"
                 resp = self._too_many(
