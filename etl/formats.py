@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-from etl.errors import ConfigError
+from etl.errors import ConfigError, InputFileError
 from etl.fields import LEAD_FIELDS
 from etl.mapping import Mapping, NoteColumn, Provenance, builtin_names, header_keys, normalise_header
 from etl.transform.steps import used_columns
@@ -37,6 +37,8 @@ MIN_SCORE = 0.5
 MIN_MATCHED = 3
 SNIFF_SHARE = 0.6
 """Share of a column's non-empty sample values that must look right for value sniffing."""
+PREAMBLE_MAX_LINES = 50
+"""How far down a known export's header is looked for when line 1 is not one."""
 GUESS_SOURCE = "csv"
 """The built-in mapping whose aliases lead the synonyms, and whose notes a guessed mapping keeps."""
 
@@ -66,10 +68,13 @@ class Candidate:
 
 def score_format(columns: list[str], mapping: Mapping) -> Candidate:
     """Score `mapping`'s `[detect]` signature against the file's columns."""
+    return _score(_keys(columns), mapping)
+
+
+def _score(keys: set[str], mapping: Mapping) -> Candidate:
     detect = mapping.detect
     if detect is None:
         return Candidate(mapping.name, 0.0, 0, (), False)
-    keys = _keys(columns)
     matched = [s for s in detect.signature if normalise_header(s) in keys]
     missing = tuple(s for s in detect.signature if normalise_header(s) not in keys)
     score = len(matched) / len(detect.signature)
@@ -80,14 +85,57 @@ def score_format(columns: list[str], mapping: Mapping) -> Candidate:
 
 def detect_format(columns: list[str], formats: Iterable[Mapping]) -> tuple[Mapping, Candidate] | None:
     """The best-fitting built-in format for these headers, or None when none fits."""
+    keys = _keys(columns)  # once per header, not once per format
     best: tuple[Mapping, Candidate] | None = None
     for mapping in formats:
-        cand = score_format(columns, mapping)
+        cand = _score(keys, mapping)
         if not cand.eligible:
             continue
         if best is None or (cand.score, cand.matched) > (best[1].score, best[1].matched):
             best = (mapping, cand)
     return best
+
+
+@dataclass(frozen=True)
+class HeaderFound:
+    """Where a known export's header is: `skip` lines come before it (a preamble), `label` says whose."""
+
+    skip: int
+    label: str
+
+
+def find_header(lines: list[list[str]], formats: Iterable[Mapping], *, source: str = "the file") -> HeaderFound | None:
+    """The line holding a known export's header when line 1 is not one (pure).
+
+    `lines`: the file's first lines, each split into fields (a blank line is `[""]`). None when
+    line 1 already is a header of a known format, or when no line is (a layout we don't know:
+    the header is line 1, as always). A line below counts only if every non-blank line above it
+    has fewer fields than it: prose before a header, not a table whose rows happen to name
+    columns. A file that begins with a format's own preamble (`[detect] preamble`, LinkedIn's
+    `Notes:`) but has no header after it raises `InputFileError`: it is cut off, not a guess.
+    """
+    formats = [m for m in formats if m.detect is not None]
+    if not lines or detect_format(lines[0], formats) is not None:
+        return None
+    widest = 0
+    for i, fields in enumerate(lines[:PREAMBLE_MAX_LINES]):
+        if i and len(fields) > widest and len(fields) >= MIN_MATCHED:
+            hit = detect_format(fields, formats)
+            if hit is not None:
+                detect = hit[0].detect
+                return HeaderFound(skip=i, label=detect.label if detect else hit[0].name)
+        if any(f.strip() for f in fields):
+            widest = max(widest, len(fields))
+    first = ",".join(lines[0]).strip()
+    for mapping in formats:
+        d = mapping.detect
+        if d is not None and d.preamble and first.startswith(d.preamble):
+            seen = min(len(lines), PREAMBLE_MAX_LINES)
+            raise InputFileError(
+                f"{source} begins like a {d.label} ({first[:40]!r}) but none of its first {seen} line(s) is "
+                f"the export's header ({','.join(d.signature)}): the file looks cut off; download the export again"
+            )
+    return None
 
 
 def decide(
@@ -287,11 +335,11 @@ def no_email_message(columns: list[str], mapping: Mapping, label: str, source: s
     shown = ", ".join(columns[:40]) + (f", … ({len(columns) - 40} more)" if len(columns) > 40 else "")
     named = ", ".join(mapping.fields.get("email", ())[:6])
     if len(columns) <= 1:
-        # LinkedIn's Connections.csv starts with a "Notes:" paragraph, so line 1 is no header.
+        # Lines above the header (a title, notes) that no known format explains.
         return (
-            f"no e-mail column in {source}: its first line has {len(columns)} column(s) [{shown}], so it is "
-            "probably not the header; the header must be on line 1 (LinkedIn's Connections.csv starts with a "
-            "'Notes:' paragraph: delete the lines above 'First Name,Last Name,URL,…')"
+            f"no e-mail column in {source}: its header line has {len(columns)} column(s) [{shown}], so it is "
+            "probably not the header; if lines above the header hold a title or notes, pass --skip-rows N "
+            "(the number of lines before the header; `skip_rows` in a job file)"
         )
     return (
         f"no e-mail column in {source} ({label}): looked at its {len(columns)} column(s) [{shown}] "
@@ -363,6 +411,8 @@ def to_toml(mapping: Mapping, *, header: str = "") -> str:
         lines += ["", "[detect]", f"label = {_q(d.label)}", f"signature = {_arr(d.signature)}"]
         if d.any_of:
             lines.append(f"any_of = {_arr(d.any_of)}")
+        if d.preamble:
+            lines.append(f"preamble = {_q(d.preamble)}")
     return "\n".join(lines) + "\n"
 
 
@@ -381,10 +431,12 @@ def report_fields(mapping: Mapping) -> dict[str, list[str]]:
 
 __all__ = [
     "Candidate",
+    "HeaderFound",
     "builtin_formats",
     "decide",
     "detect_format",
     "find_email",
+    "find_header",
     "first_values",
     "guess_mapping",
     "no_email_message",

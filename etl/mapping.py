@@ -68,7 +68,7 @@ HINT_KEYS: tuple[str, ...] = ("country",)
 code such as "DE" / "DEU") is the region a phone number without `+` is read in."""
 
 _TOP_KEYS = {"name", "description", "fields", "constants", "notes", "ai_notes", "hints", "detect"}
-_DETECT_KEYS = {"label", "signature", "any_of"}
+_DETECT_KEYS = {"label", "signature", "any_of", "preamble"}
 _RENAMED_REPEAT = re.compile(r"^(.*)_([2-9]|[1-9][0-9]+)$", re.S)
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -101,6 +101,9 @@ class Detect:
     label: str
     signature: tuple[str, ...]
     any_of: tuple[str, ...] = ()
+    preamble: str | None = None
+    """How the export's own lines before the header begin (LinkedIn: `Notes:`), when it writes
+    some: a file that begins so but has no header is reported as cut off (etl.formats)."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,8 @@ class Mapping:
         if self.detect:
             out["detect"] = {"label": self.detect.label, "signature": list(self.detect.signature),
                              "any_of": list(self.detect.any_of)}
+            if self.detect.preamble:
+                out["detect"]["preamble"] = self.detect.preamble
         return out
 
     def report_dict(self) -> dict[str, Any]:
@@ -324,7 +329,7 @@ def _check_target(target: str, where: str, section: str) -> None:
 
 def _detect(raw: Any, name: str, where: str) -> Detect:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [detect] must be a table (label, signature, any_of)")
+        raise ConfigError(f"{where}: [detect] must be a table (label, signature, any_of, preamble)")
     unknown = sorted(set(raw) - _DETECT_KEYS)
     if unknown:
         raise ConfigError(f"{where}: [detect] has unknown key(s) {', '.join(unknown)}")
@@ -335,7 +340,10 @@ def _detect(raw: Any, name: str, where: str) -> Detect:
         raise ConfigError(f"{where}: [detect] needs a signature (the headers that identify the export)")
     signature = _columns(raw["signature"], where, "detect.signature")
     any_of = _columns(raw["any_of"], where, "detect.any_of") if "any_of" in raw else ()
-    return Detect(label=label.strip(), signature=signature, any_of=any_of)
+    preamble = raw.get("preamble")
+    if preamble is not None and (not isinstance(preamble, str) or not preamble.strip()):
+        raise ConfigError(f"{where}: detect.preamble must be a non-empty string (the start of the notes line)")
+    return Detect(label=label.strip(), signature=signature, any_of=any_of, preamble=preamble)
 
 
 def _columns(value: Any, where: str, key: str) -> tuple[str, ...]:

@@ -127,7 +127,7 @@ class SourceKind:
 SOURCES: dict[str, SourceKind] = {
     kind.name: kind
     for kind in (
-        SourceKind("csv", "etl.extract.csv", "csv", frozenset({"path"}), summary="a CSV file"),
+        SourceKind("csv", "etl.extract.csv", "csv", frozenset({"path", "skip_rows"}), summary="a CSV file"),
         SourceKind("hubspot", "etl.extract.hubspot", "hubspot", frozenset({"full", "since", "lookback",
                    "hubspot_base_url", "full_every", "on_archive"}), incremental=True,
                    summary="HubSpot contacts with their primary company"),

@@ -96,6 +96,13 @@ GOOGLE_CONTACTS = [
     "E-mail 2 - Label", "E-mail 2 - Value", "Phone 1 - Label", "Phone 1 - Value",
 ]
 LINKEDIN_CONNECTIONS = ["First Name", "Last Name", "URL", "Email Address", "Company", "Position", "Connected On"]
+LINKEDIN_NOTES = (
+    # The lines a current Connections.csv starts with, verbatim (sources in etl/mappings/linkedin-connections.toml).
+    'Notes:\n"When exporting your connection data, you may notice that some of the email addresses are missing. '
+    "You will only see email addresses for connections who have allowed their connections to see or download "
+    "their email address using this setting https://www.linkedin.com/psettings/privacy/email. You can learn more "
+    'here https://www.linkedin.com/help/linkedin/answer/261"\n\n'
+)
 SEEDS = ["firstName", "lastName", "email", "companyName", "companyDomain", "title", "linkedinUrl", "notes"]
 
 FORMAT_HEADERS: dict[str, list[str]] = {
@@ -284,14 +291,16 @@ def _row(fmt: str, p: Person) -> tuple[dict[str, str], dict[str, str] | None]:
 
 
 def write(path: Path, header: list[str], rows: list[dict[str, str]], *, encoding: str = "utf-8",
-          delimiter: str = ",", quote_all: bool = False, footer: str = "") -> Path:
-    """Write a file the way the exporting tool does (duplicate headers as `X_2` keys in rows)."""
+          delimiter: str = ",", quote_all: bool = False, footer: str = "", preamble: str = "") -> Path:
+    """Write a file the way the exporting tool does (duplicate headers as `X_2` keys in rows;
+    `preamble`: the lines it writes before the header)."""
     keys = []
     seen: dict[str, int] = {}
     for h in header:
         seen[h] = seen.get(h, 0) + 1
         keys.append(h if seen[h] == 1 else f"{h}_{seen[h]}")
     with path.open("w", newline="", encoding=encoding) as fh:
+        fh.write(preamble)
         w = csv.writer(fh, delimiter=delimiter, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL)
         w.writerow(header)
         for row in rows:

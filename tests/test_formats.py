@@ -7,8 +7,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from etl.errors import ConfigError
-from etl.formats import builtin_formats, decide, detect_format, score_format, synonym_table, to_toml
+from etl.errors import ConfigError, InputFileError
+from etl.formats import (
+    HeaderFound,
+    builtin_formats,
+    decide,
+    detect_format,
+    find_header,
+    score_format,
+    synonym_table,
+    to_toml,
+)
 from etl.mapping import Mapping
 from tests.exports import FORMAT_HEADERS, OUTLOOK_DE, PHANTOMBUSTER, columns
 
@@ -213,9 +222,38 @@ def test_a_linkedin_column_of_company_pages_is_not_the_persons_profile() -> None
     assert m.provenance is not None and "LinkedIn" in m.provenance.unmapped
 
 
-def test_a_preamble_before_the_header_is_named_as_the_problem() -> None:
-    # LinkedIn's Connections.csv: "Notes:" and a paragraph, then the header.
-    with pytest.raises(ConfigError, match=r"header must be on line 1 .*Notes:") as err:
-        decide(["Notes:"], pl.DataFrame({"Notes:": ["When exporting your connection data, …"]}), FORMATS,
-               source="Connections.csv")
+def test_a_header_that_is_no_header_points_at_skip_rows() -> None:
+    # Lines above the header that no known format explains (a report title): one column, no e-mail.
+    with pytest.raises(ConfigError, match=r"probably not the header.*--skip-rows N") as err:
+        decide(["Quarterly leads"], pl.DataFrame({"Quarterly leads": ["Prepared by Ann"]}), FORMATS,
+               source="q3.csv")
     assert "\n" not in str(err.value)
+
+
+LINKEDIN_NOTES = [
+    ["Notes:"],
+    ["When exporting your connection data, you may notice that some of the email addresses are missing."],
+    [""],
+]
+
+
+def test_linkedins_notes_before_its_header_are_found() -> None:
+    lines = [*LINKEDIN_NOTES, FORMAT_HEADERS["linkedin-connections"], ["Ann", "Lee", "u", "", "Acme", "CTO", "1 Jan"]]
+    found = find_header(lines, FORMATS)
+    assert found == HeaderFound(skip=3, label="LinkedIn connections export")
+
+
+def test_a_header_on_line_1_or_an_unknown_layout_skips_nothing() -> None:
+    data = [["Ann", "Lee", "u", "", "Acme", "CTO", "1 Jan"]]
+    assert find_header([FORMAT_HEADERS["linkedin-connections"], *data], FORMATS) is None
+    assert find_header([["Contact", "Org", "Reach me at"], ["Ann", "Acme", "a@x.io"]], FORMATS) is None
+    # A table whose later row happens to spell a known header is still a table: the lines above
+    # it are as wide as it, so they are no preamble.
+    wide = [["a", "b", "c", "d", "e", "f", "g"], ["1", "2", "3", "4", "5", "6", "7"], FORMAT_HEADERS["linkedin-connections"]]
+    assert find_header(wide, FORMATS) is None
+
+
+def test_a_file_of_nothing_but_linkedins_notes_is_cut_off() -> None:
+    with pytest.raises(InputFileError, match=r"begins like a LinkedIn connections export .* looks cut off") as err:
+        find_header(LINKEDIN_NOTES, FORMATS, source="Connections.csv")
+    assert "Connections.csv" in str(err.value) and "\n" not in str(err.value)

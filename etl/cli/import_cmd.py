@@ -48,8 +48,9 @@ def write_mapping(path: Path, mapping: Any, input_file: Path) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def show_mapping(mapping: Any) -> None:
-    """The mapping on the terminal: the format, field <- column(s) with a sample, what is left."""
+def show_mapping(mapping: Any, preamble: str | None = None) -> None:
+    """The mapping on the terminal: the format, field <- column(s) with a sample, what is left
+    (and `preamble`: the lines skipped before the header, if any)."""
     from rich.console import Console
     from rich.markup import escape
 
@@ -59,6 +60,8 @@ def show_mapping(mapping: Any) -> None:
     info = mapping.report_dict()
     how = {"detected": "detected", "guessed": "GUESSED, check it", "given": "from --mapping"}.get(info["how"], "built-in")
     console.print(f"[bold]Format:[/bold] {escape(info['label'])} ({how})", highlight=False)
+    if preamble:
+        console.print(escape(preamble), highlight=False)
     console.print(mapping_table(info))
     if info["missing"]:
         console.print(f"[yellow]expected but missing: {escape(', '.join(info['missing']))}[/yellow]", highlight=False)
@@ -110,6 +113,14 @@ def import_csv(
     batch_rows: Annotated[
         int, typer.Option("--batch-rows", min=1, help="Records read, transformed and loaded at a time (memory).")
     ] = BATCH_ROWS,
+    skip_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--skip-rows", min=0,
+            help="Lines before the header (a title or notes) to skip; default: a known export's "
+            "preamble (LinkedIn's Notes:) is found and skipped, else the header is line 1.",
+        ),
+    ] = None,
     *,
     common: ImportCommon,
 ) -> None:
@@ -118,10 +129,10 @@ def import_csv(
     own) is recognised from the headers; the mapping used is shown before the run."""
     from etl.extract.csv import CsvFileSource
 
-    source = CsvFileSource(file, batch_rows)
+    source = CsvFileSource(file, batch_rows, skip_rows=skip_rows)
     the_mapping = csv_mapping(source, common.mapping)
     if save_mapping:
         write_mapping(save_mapping, the_mapping, file)
     if not common.quiet:
-        show_mapping(the_mapping)
+        show_mapping(the_mapping, source.preamble_note())
     run_source(source, the_mapping, common.options(client), common)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +108,9 @@ class CsvSource:
     delimiter: str
     columns: list[str]
     max_field_bytes: int = 65_536
+    skipped_lines: int = 0
+    """Lines before the header (a preamble). Record numbers count them, so that for one-line
+    records a record's line in the file is `_row + 1` with or without a preamble."""
     _data_start_chars: int = field(default=0, repr=False)
     """Characters (in the decoded text, BOM excluded) before the first data record."""
     _data_start_bytes: int = field(default=0, repr=False)
@@ -139,7 +142,7 @@ class CsvSource:
             block, balanced = cut
             return _parse_block(block, self.columns, self.delimiter, 1, self.max_field_bytes, balanced)
 
-        next_row = 1
+        next_row = 1 + self.skipped_lines
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-parse") as pool:
             upcoming: Future[tuple[CsvBatch, int] | None] = pool.submit(parse_next)
             while True:
@@ -219,8 +222,26 @@ def _renumber(batch: CsvBatch, first_row: int) -> CsvBatch:
 # --- sniffing ---------------------------------------------------------------------------------
 
 
-def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
-    """Sniff encoding, delimiter and header. Raises `InputFileError` with one clear line."""
+HeaderFinder = Callable[[list[list[str]]], int]
+"""Given the file's first lines split into fields, how many lines come before the header."""
+
+PREAMBLE_SCAN_LINES = 50
+"""How many of the first lines a `HeaderFinder` sees."""
+
+
+def open_csv(
+    path: str | Path,
+    *,
+    max_field_bytes: int = 65_536,
+    skip_rows: int | None = 0,
+    find_header: HeaderFinder | None = None,
+) -> CsvSource:
+    """Sniff encoding, delimiter and header. Raises `InputFileError` with one clear line.
+
+    `skip_rows`: lines before the header (a preamble: a title, LinkedIn's `Notes:`), blank lines
+    right after them included; None asks `find_header` (no finder: 0). Record numbers stay
+    line-true: they count the skipped lines (see `CsvSource.skipped_lines`).
+    """
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"input file not found: {p}")
@@ -240,12 +261,22 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
     text = text[bom_chars:]
     start = 0  # a one-column file (a plain list of e-mails) is legal
     delimiter: str | None = None
-    sep_line = re.match(r"sep=(.)\r?\n", text)  # Excel's "sep=;" hint line
+    if skip_rows is None:
+        hint = _SEP_HINT.match(text)  # Excel's "sep=;" line is a hint, not a preamble
+        head = text[hint.end() if hint else 0 :]
+        skip_rows = find_header(_head_fields(head)) if find_header is not None else 0
+        if skip_rows and hint:
+            delimiter, start = hint.group(1), hint.end()
+    skipped = 0
+    if skip_rows:
+        start, skipped = _skip_lines(text, start, skip_rows, p)
+    sep_line = _SEP_HINT.match(text, start)
     if sep_line:
         delimiter = sep_line.group(1)
         start = sep_line.end()
     if delimiter is None:
-        first_line = text[: text.find("\n")] if "\n" in text else text
+        end = text.find("\n", start)
+        first_line = text[start:end] if end >= 0 else text[start:]
         counts = {d: first_line.count(d) for d in DELIMITERS}
         best = max(DELIMITERS, key=lambda d: counts[d])  # ties: the order of DELIMITERS
         delimiter = best if counts[best] else ","
@@ -265,10 +296,45 @@ def open_csv(path: str | Path, *, max_field_bytes: int = 65_536) -> CsvSource:
         delimiter=delimiter,
         columns=columns,
         max_field_bytes=max_field_bytes,
+        skipped_lines=skipped,
         _data_start_chars=header_end + bom_chars,
         _data_start_bytes=bom_bytes + len(text[:header_end].encode("utf-8")),
         _avg_record_bytes=avg,
     )
+
+
+_SEP_HINT = re.compile(r"sep=(.)\r?\n")
+
+
+def _head_fields(text: str) -> list[list[str]]:
+    """The first PREAMBLE_SCAN_LINES lines, each split into fields by its own commonest
+    delimiter (a line of prose has none: one field)."""
+    out: list[list[str]] = []
+    lines = text.split("\n", PREAMBLE_SCAN_LINES)[:PREAMBLE_SCAN_LINES]
+    if lines and not lines[-1]:
+        lines.pop()  # what follows the last newline is no line
+    for line in lines:
+        counts = {d: line.count(d) for d in DELIMITERS}
+        sep = max(DELIMITERS, key=lambda d: counts[d])
+        out.append([_unquote(tok[:-1]) for tok in _token_regex(sep).findall(line + "\n")])
+    return out
+
+
+def _skip_lines(text: str, start: int, n: int, path: Path) -> tuple[int, int]:
+    """(where the header starts, lines skipped): `n` lines from `start`, then any blank ones."""
+    pos, count = start, 0
+    while True:
+        end = text.find("\n", pos)
+        if end < 0 or (count >= n and text[pos:end].strip()):
+            break
+        pos, count = end + 1, count + 1
+    if count < n or not text[pos:].strip():
+        lines = text.count("\n", start) + (not text.endswith("\n"))
+        raise InputFileError(
+            f"skipping {n} line(s) before the header leaves nothing of {path} (it has {lines} line(s)): "
+            "the header is the first line after the skipped ones; lower --skip-rows (`skip_rows`)"
+        )
+    return pos, count
 
 
 def _sniff_encoding(sample: bytes, path: Path) -> tuple[str, int]:
@@ -755,16 +821,43 @@ class CsvFileSource:
 
     path: Path
     batch_rows: int = BATCH_ROWS
+    skip_rows: int | None = None
+    """Lines before the header (--skip-rows); None: a known export's preamble is found and skipped."""
 
     def __post_init__(self) -> None:
         # Opening sniffs the file: a missing, empty, header-only or binary file fails here, before
         # anything touches the network.
-        self._csv = open_csv(self.path)
+        self.preamble_label: str | None = None
+        self._csv = open_csv(self.path, skip_rows=self.skip_rows, find_header=self._find_header)
         self.name = f"csv:{self.path.name}"
 
+    def _find_header(self, lines: list[list[str]]) -> int:
+        from etl.formats import builtin_formats, find_header
+
+        found = find_header(lines, builtin_formats(), source=self.path.name)
+        if found is None:
+            return 0
+        self.preamble_label = found.label
+        return found.skip
+
+    @property
+    def skipped_lines(self) -> int:
+        return self._csv.skipped_lines
+
+    def preamble_note(self) -> str | None:
+        """One line for the terminal: the lines skipped before the header, and why."""
+        n = self._csv.skipped_lines
+        if not n:
+            return None
+        why = f"the {self.preamble_label}'s notes" if self.preamble_label else "--skip-rows"
+        return f"skipped {n} preamble line(s) before the header (line {n + 1}): {why}"
+
     def batches(self) -> Iterator[SourceBatch]:
+        # The first batch carries the preamble facts into the report's `source_info` (summed).
+        facts = {"preamble_lines": self.skipped_lines, "header_line": self.skipped_lines + 1}
         for batch in self._csv.batches(self.batch_rows):
-            yield SourceBatch(batch.frame, batch.rejects)
+            yield SourceBatch(batch.frame, batch.rejects, counters=facts if self.skipped_lines else {})
+            facts = {}
 
     @property
     def columns(self) -> list[str]:
@@ -796,4 +889,7 @@ def job_source(spec: JobSpec, settings: Settings, mapping: Mapping) -> CsvFileSo
     """The source a `source = "csv"` job file describes (`path`, relative to the job file)."""
     if spec.path is None:
         raise ConfigError(f"job {spec.name}: a csv job needs `path`")
-    return CsvFileSource(spec.path)
+    skip = spec.params.get("skip_rows")
+    if skip is not None and (isinstance(skip, bool) or not isinstance(skip, int) or skip < 0):
+        raise ConfigError(f"job {spec.name}: skip_rows must be a whole number >= 0 (lines before the header)")
+    return CsvFileSource(spec.path, skip_rows=skip)

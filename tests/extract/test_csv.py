@@ -316,3 +316,83 @@ def test_marker_parse_takes_the_bench_shape_and_refuses_stray_quotes() -> None:
         got = _parse_with_marks(text, 2, ",")
         assert got is not None and got["nfields"].to_list() == n, text
         assert [got[f"c{i}"].to_list() for i in range(3)] == cells, text
+
+
+# --- lines before the header (a preamble) -------------------------------------------------------
+
+LINKEDIN = Path(__file__).resolve().parents[1] / "data" / "linkedin" / "Connections.csv"
+LINKEDIN_HEADER = "First Name,Last Name,URL,Email Address,Company,Position,Connected On"
+
+
+def test_linkedins_notes_are_skipped_and_rows_keep_their_line_numbers() -> None:
+    from etl.extract.csv import CsvFileSource
+
+    src = CsvFileSource(LINKEDIN)  # the real export's shape: Notes:, a quoted paragraph, a blank line
+    assert src.columns == LINKEDIN_HEADER.split(",") and src.skipped_lines == 3
+    frame = pl.concat([b.frame for b in src.batches()])
+    lines = LINKEDIN.read_text(encoding="utf-8").splitlines()
+    # `_row` + 1 is the record's line in the file, as in a file without a preamble.
+    for row, first, last in frame.select("_row", "First Name", "Last Name").iter_rows():
+        assert lines[row].startswith(f"{first},") and last.split(",")[0] in lines[row]
+    assert frame.height == len(lines) - 4  # every record below the header, none lost
+    assert src.preamble_note() == (
+        "skipped 3 preamble line(s) before the header (line 4): the LinkedIn connections export's notes"
+    )
+
+
+def test_a_ragged_row_below_a_preamble_is_rejected_with_its_line_true_row(tmp_path: Path) -> None:
+    data = f"Notes:\nsome prose\n\n{LINKEDIN_HEADER}\nAnn,Lee,u,ann@x.io,Acme,CTO,1 Jan 2025\nBo,Ek,u\n".encode()
+    src = open_csv(write(tmp_path, data), skip_rows=3)
+    frame, rejects = read_all(src)
+    assert frame.get_column("_row").to_list() == [4]  # line 5
+    assert rejects.select("_row", "_rule").row(0) == (5, "ragged_row")  # line 6
+
+
+def test_preamble_lines_with_commas_do_not_decide_the_delimiter(tmp_path: Path) -> None:
+    # Prose with commas above a `;` header (a German Excel export with a title block).
+    data = ("Exported by Ann, Lee, on 1 Dec 2026, for sales\n"
+            f"{LINKEDIN_HEADER.replace(',', ';')}\nAnn;Lee;u;ann@x.io;Acme, Inc.;CTO;1 Jan 2025\n").encode()
+    from etl.extract.csv import CsvFileSource
+
+    src = CsvFileSource(write(tmp_path, data))
+    assert (src.skipped_lines, src._csv.delimiter) == (1, ";")
+    frame, _ = read_all(src._csv)
+    assert frame.row(0) == (2, "Ann", "Lee", "u", "ann@x.io", "Acme, Inc.", "CTO", "1 Jan 2025")
+
+
+def test_skip_rows_for_a_title_block_of_an_unknown_layout(tmp_path: Path) -> None:
+    data = b"Quarterly leads, Q3\nPrepared by Ann\n\ncontact,reach me at\nAnn,ann@x.io\n"
+    path = write(tmp_path, data)
+    src = open_csv(path, skip_rows=2)  # the blank line after the skipped ones is skipped too
+    assert (src.columns, src.skipped_lines) == (["contact", "reach me at"], 3)
+    frame, _ = read_all(src)
+    assert frame.row(0) == (4, "Ann", "ann@x.io")
+    assert open_csv(path).columns == ["Quarterly leads", "Q3"]  # no finder, no skip: line 1 is the header
+
+
+def test_skipping_every_line_is_one_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path, f"Notes:\nprose\n\n{LINKEDIN_HEADER}\n".encode())
+    with pytest.raises(InputFileError, match=r"skipping 9 line\(s\) .* \(it has 4 line\(s\)\)"):
+        open_csv(path, skip_rows=9)
+
+
+def test_a_file_of_nothing_but_linkedins_notes_is_exit_2(tmp_path: Path) -> None:
+    from etl.extract.csv import CsvFileSource
+
+    notes = LINKEDIN.read_text(encoding="utf-8").split(LINKEDIN_HEADER)[0]
+    with pytest.raises(InputFileError, match=r"begins like a LinkedIn connections export.*cut off"):
+        CsvFileSource(write(tmp_path, notes.encode(), "Connections.csv"))
+
+
+@pytest.mark.parametrize("data", [
+    b'"First Name","Last Name","URL","Email Address","Company","Position","Connected On"\r\n"Ann","Lee","u","a@x.io",'
+    b'"Acme","CTO","1 Jan 2025"\r\n',
+    b'\xef\xbb\xbf"contact","reach me at"\n"Ann","a@x.io"\n"Bo","b@x.io"\n',
+    b'sep=;\n"email";"name"\na@x.io;Ann\n',
+])
+def test_quoted_headers_and_excel_hints_are_unaffected(tmp_path: Path, data: bytes) -> None:
+    from etl.extract.csv import CsvFileSource
+
+    src = CsvFileSource(write(tmp_path, data))
+    assert src.skipped_lines == 0 and src.preamble_note() is None
+    assert src.columns == open_csv(src.path).columns and "Ann" in read_all(src._csv)[0].row(0)

@@ -3,12 +3,13 @@
 Each file is built from the export's real header (tests/exports.py; sources cited in
 etl/mappings/*.toml) with the values those exports really hold: spreadsheet `'` before phones,
 upper-case and padded e-mails, quotes and commas in names, every field quoted (HubSpot),
-cp1252 with `;` (German Outlook), report footers (Salesforce), addresses only in a secondary
+cp1252 with `;` (German Outlook), report footers (Salesforce), LinkedIn's notes before the header, addresses only in a secondary
 column (Apollo, Pipedrive), rows an enrichment found no e-mail for (Sales Navigator).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import cli_env
-from tests.exports import FORMAT_HEADERS, PHANTOMBUSTER, build, people, write
+from tests.exports import FORMAT_HEADERS, LINKEDIN_NOTES, PHANTOMBUSTER, build, people, write
 from tests.integration.helpers import assert_no_quirk_500, stored
 
 PERSON_FIELDS = ("email", "firstName", "lastName", "title", "companyName", "linkedinUrl")
@@ -30,6 +31,7 @@ WRITE_AS: dict[str, dict[str, Any]] = {
     "hubspot-csv": {"quote_all": True},
     "outlook-de": {"encoding": "cp1252", "delimiter": ";"},
     "salesforce-leads": {"footer": SALESFORCE_FOOTER},
+    "linkedin-connections": {"preamble": LINKEDIN_NOTES},  # as LinkedIn writes it since 2020
 }
 
 
@@ -159,3 +161,73 @@ def test_a_sync_job_over_an_export_recognises_it_too(lg_sandbox, tmp_path: Path)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["mapping"]["name"] == "apollo" and report["mapping"]["detected"] is True
     assert {lead["email"] for lead in stored(lg_sandbox, "formats-co")} == set(expected)  # secondary-only too
+
+
+LINKEDIN_FIXTURE = Path(__file__).resolve().parents[1] / "data" / "linkedin" / "Connections.csv"
+
+
+def test_a_real_linkedin_export_lands_its_emails_and_rejects_the_rest_by_line(lg_sandbox, tmp_path: Path) -> None:
+    # The real layout (notes, a quoted paragraph with commas, a blank line, then the header);
+    # most members hide their e-mail, one left LinkedIn (only the date is left).
+    env = cli_env(lg_sandbox.base_url, tmp_path)
+    lines = LINKEDIN_FIXTURE.read_text(encoding="utf-8").splitlines()
+    with_email = {r[3].strip().lower() for r in csv.reader(lines[4:]) if r[3].strip()}
+    dry = cli("import", "csv", str(LINKEDIN_FIXTURE), "--client", "Network Co", "--dry-run",
+              "--report", str(tmp_path / "dry.json"), env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "Format: LinkedIn connections export (detected)" in dry.stdout
+    assert "skipped 3 preamble line(s) before the header (line 4)" in " ".join(dry.stdout.split())
+    dry_report = json.loads((tmp_path / "dry.json").read_text())
+    assert dry_report["source_info"] == {"preamble_lines": 3, "header_line": 4}
+    assert dry_report["counts"]["created"] == len(with_email) and stored(lg_sandbox, "network-co") == []
+
+    proc = cli("import", "csv", str(LINKEDIN_FIXTURE), "--client", "Network Co", "--report", str(tmp_path / "r.json"),
+               "--rejects", str(tmp_path / "rej.csv"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    c = json.loads((tmp_path / "r.json").read_text())["counts"]
+    assert c["extracted"] == len(lines) - 4 == c["valid"] + c["rejected"]  # every record, none lost
+    assert {lead["email"] for lead in stored(lg_sandbox, "network-co")} == with_email
+    assert c["confirmed"] == len(with_email)
+    with (tmp_path / "rej.csv").open(encoding="utf-8", newline="") as fh:
+        rejects = list(csv.DictReader(fh))
+    assert len(rejects) == c["rejected"] and {r["_rule"] for r in rejects} == {"missing_email"}
+    for r in rejects:  # `_row` + 1 is the line a user finds it on, preamble included
+        assert "Email Address" in r["_reason"]
+        assert lines[int(r["_row"])].startswith(f"{r['First Name']},{r['Last Name']}")
+        assert lines[int(r["_row"])].endswith(r["Connected On"])
+
+
+def test_a_file_of_only_linkedins_notes_is_exit_2_with_one_line(lg_sandbox, tmp_path: Path) -> None:
+    src = tmp_path / "Connections.csv"
+    src.write_text(LINKEDIN_NOTES, encoding="utf-8")
+    proc = cli("import", "csv", str(src), "--client", "Network Co", env=cli_env(lg_sandbox.base_url, tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "looks cut off" in lines[0] and "First Name,Last Name,URL" in lines[0]
+    assert lg_sandbox.stats()["total"] == 0
+
+
+def test_skip_rows_reads_a_titled_file_from_the_cli_and_from_a_job(lg_sandbox, tmp_path: Path) -> None:
+    ps = people(12)
+    header = ["Contact", "Org", "Reach me at"]
+    rows = [{"Contact": f"{p.first} {p.last}", "Org": p.company, "Reach me at": p.email} for p in ps]
+    title = "Leads from the fair (Hall 3)\nPrepared by Ann\n"
+    src = write(tmp_path / "fair.csv", header, rows, preamble=title)
+    env = cli_env(lg_sandbox.base_url, tmp_path)
+    plain = cli("import", "csv", str(src), "--client", "Fair Co", "--dry-run", env=env)
+    assert plain.returncode == 2 and "--skip-rows" in plain.stderr  # line 1 is not the header: says what to do
+    proc = cli("import", "csv", str(src), "--client", "Fair Co", "--skip-rows", "2", "--report",
+               str(tmp_path / "r.json"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped 2 preamble line(s) before the header (line 3): --skip-rows" in " ".join(proc.stdout.split())
+    assert {lead["email"] for lead in stored(lg_sandbox, "fair-co")} == {p.email.strip().lower() for p in ps}
+    job = tmp_path / "fair-job.toml"
+    job.write_text('name = "fair"\nsource = "csv"\npath = "fair.csv"\nclient = "Fair Co"\nskip_rows = 2\n'
+                   'report = "job.json"\ndry_run = true\n')
+    run = cli("sync", str(job), env=env)
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "job.json").read_text())
+    assert report["source_info"]["header_line"] == 3 and report["counts"]["valid"] == len(ps)
+    job.write_text('name = "fair"\nsource = "csv"\npath = "fair.csv"\nclient = "Fair Co"\nskip_rows = "two"\n')
+    bad = cli("sync", str(job), env=env)
+    assert bad.returncode == 2 and "skip_rows must be a whole number" in bad.stderr
