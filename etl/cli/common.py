@@ -19,6 +19,7 @@ from etl.config import Settings
 from etl.errors import UsageError
 from etl.load.plan import Mode
 from etl.pipeline import ImportOptions
+from etl.report import RunReport, summary_table
 
 if TYPE_CHECKING:
     from etl.mapping import Mapping
@@ -130,6 +131,26 @@ class ProgressBar:
         speed = f"{task.speed or 0:.1f}/s"
         extra = " ".join(f"{k}={v}" for k, v in self.seen.items() if k not in ("extracted", "planned"))
         self._progress.update(self._task, completed=done, rate=speed, extra=extra)
+
+
+def finish(report: RunReport, quiet: bool) -> None:
+    """Print the summary table (stdout) and exit with the report's code."""
+    if not quiet:
+        from rich.console import Console
+
+        console = Console(file=sys.stdout)
+        budget = report.source_info.get("budget")
+        if isinstance(budget, dict) and budget.get("message"):  # a rate-limited source: what the read costs
+            colour = "yellow" if budget.get("covered") is False else "bold"
+            console.print(f"[{colour}]{budget['message']}[/{colour}]", highlight=False)
+        console.print(summary_table(report))
+        if report.target.get("reachable") is False:
+            console.print(f"[yellow]target not read: {report.target.get('reason')}[/yellow]")
+        if report.counts.failed:
+            console.print(f"[red]{report.counts.failed} lead(s) refused by the target; see the report[/red]")
+        if report.counts.missing:
+            console.print(f"[red]{report.counts.missing} lead(s) acknowledged but missing after repair[/red]")
+    raise typer.Exit(report.exit_code or 0)
 
 
 # --- the common import options: declared once, added to every `import` command --------------

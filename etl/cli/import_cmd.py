@@ -1,4 +1,4 @@
-"""`leadgenius-etl import csv|hubspot|leadgenius`."""
+"""`leadgenius-etl import csv` (and the `import` group: etl.cli.source_cmd adds the registry's sources)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from etl.cli.app import app, handle_errors
-from etl.cli.common import ImportCommon, import_options, run_async, setup_logging
+from etl.cli.common import ImportCommon, finish, import_options, run_async, setup_logging
+from etl.cli.source_cmd import SourceCommands
 from etl.errors import UsageError
 from etl.extract.csv import BATCH_ROWS
 from etl.pipeline import ImportOptions, run_import
-from etl.report import RunReport, summary_table
 from etl.sources import Source
 
 if TYPE_CHECKING:
     from etl.config import Settings
     from etl.mapping import Mapping
 
-import_app = typer.Typer(help="Import leads into a LeadGenius client.", no_args_is_help=True)
+# SourceCommands adds `import <source>` for every registry entry that declares its command.
+import_app = typer.Typer(help="Import leads into a LeadGenius client.", no_args_is_help=True, cls=SourceCommands)
 app.add_typer(import_app, name="import")
 
 
@@ -68,26 +69,6 @@ def show_mapping(mapping: Any, preamble: str | None = None) -> None:
     unmapped = info["unmapped"]
     shown = ", ".join(unmapped[:12]) + (", …" if len(unmapped) > 12 else "")
     console.print(f"{len(unmapped)} unmapped column(s){': ' + escape(shown) if unmapped else ''}", highlight=False)
-
-
-def finish(report: RunReport, quiet: bool) -> None:
-    """Print the summary table (stdout) and exit with the report's code."""
-    if not quiet:
-        from rich.console import Console
-
-        console = Console(file=sys.stdout)
-        budget = report.source_info.get("budget")
-        if isinstance(budget, dict) and budget.get("message"):  # a rate-limited source: what the read costs
-            colour = "yellow" if budget.get("covered") is False else "bold"
-            console.print(f"[{colour}]{budget['message']}[/{colour}]", highlight=False)
-        console.print(summary_table(report))
-        if report.target.get("reachable") is False:
-            console.print(f"[yellow]target not read: {report.target.get('reason')}[/yellow]")
-        if report.counts.failed:
-            console.print(f"[red]{report.counts.failed} lead(s) refused by the target; see the report[/red]")
-        if report.counts.missing:
-            console.print(f"[red]{report.counts.missing} lead(s) acknowledged but missing after repair[/red]")
-    raise typer.Exit(report.exit_code or 0)
 
 
 def run_source(source: Source, mapping: Mapping, options: ImportOptions, common: ImportCommon,
