@@ -133,11 +133,21 @@ def test_exact_final_state_under_faults_and_expiring_tokens(lg_sandbox, tmp_path
     lg_sandbox.fault("slow", probability=0.02, seed=3, route="POST /api/leads", slow_ms=1500)
     lg_sandbox.fault("503", probability=0.05, seed=5, route="GET /api/leads")
     settings = settings_for(lg_sandbox.base_url, tmp_path, timeout_s=1.0, state=state_db)
-    report = run_csv(settings, write_csv(tmp_path / "in.csv", people(300)), concurrency=8)
+    src = write_csv(tmp_path / "in.csv", people(300))
+    report = run_csv(settings, src, concurrency=8)
+    c = report.counts
+    counts = email_counts(stored(lg_sandbox, "acme-corp"))
+    outcome = (c.confirmed, c.missing, c.failed, report.exit_code, report.failures[:3])
+    assert set(counts.values()) == {1}, outcome  # never a double
+    assert len(counts) == c.confirmed and c.missing == 0, outcome  # every confirmed lead is stored
+    # Every lead accounted for. When one lead meets the 1-s timeout four times (a loaded box) or three
+    # 500s, it is reported failed with exit 1, never lost: the rerun is what completes the run.
+    assert c.confirmed + c.failed == 300 and report.exit_code == (1 if c.failed else 0), outcome
+    if c.failed:
+        rerun = run_csv(settings, src, concurrency=8)
+        assert (rerun.counts.created, rerun.exit_code) == (c.failed, 0), rerun.counts
     counts = email_counts(stored(lg_sandbox, "acme-corp"))
     assert len(counts) == 300 and set(counts.values()) == {1}
-    assert (report.counts.confirmed, report.counts.missing, report.counts.failed) == (300, 0, 0)
-    assert report.exit_code == 0
     injected = lg_sandbox.stats()["injected"]
     assert sum(injected.values()) > 20, injected
     assert_no_quirk_500(lg_sandbox)
