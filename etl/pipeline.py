@@ -270,8 +270,10 @@ def assemble_report(
     if load.result is None:  # dry run: the prediction
         c.created, c.updated = load.create, load.update
     else:
-        c.created, c.updated, c.failed = load.result.created, load.result.updated, load.result.failed
-        report.failures = load.result.failures[:1000]
+        late = set(reconciled.result.landed_late) if reconciled is not None else set()
+        c.created, c.failed, failures = load.result.without_late(late)
+        c.updated = load.result.updated
+        report.failures = failures[:1000]
     if reconciled is not None:
         c.confirmed, c.missing = reconciled.result.confirmed, reconciled.result.missing
         report.reconcile = reconciled.to_dict()

@@ -91,6 +91,8 @@ class ReconcileResult:
     missing: int = 0
     repaired: int = 0
     duplicates_removed: int = 0
+    landed_late: list[str] = field(default_factory=list)
+    """Keys of creates reported failed (no answer) that landed after all: now created, not failed."""
     rounds: int = 0
     visible: bool | None = None
     missing_keys: list[str] = field(default_factory=list)
@@ -100,6 +102,7 @@ class ReconcileResult:
         """The run report's `reconcile` block."""
         return {
             "rounds": self.rounds, "repaired": self.repaired, "duplicates_removed": self.duplicates_removed,
+            "landed_late": len(self.landed_late),
             "visible_by_slug": self.visible, "missing_sample": self.missing_keys[:50],
             "target_leads_after": self.snapshot.leads if self.snapshot else None,
         }
@@ -134,6 +137,25 @@ def extra_copies(rows: dict[str, dict[str, Any]], snap: TargetSnapshot) -> list[
     return extras
 
 
+def landed_late(rows: dict[str, dict[str, Any]], snap: TargetSnapshot) -> dict[str, dict[str, Any]]:
+    """Pure: creates the loader gave up on unanswered (`failed`, `ours`) that the target now holds.
+
+    The first copy created after our first attempt is the one to keep; `extra_copies` then sees the
+    others. A copy older than the attempt was not ours (someone else's lead): nothing is adopted then.
+    """
+    adopted: dict[str, dict[str, Any]] = {}
+    candidates = {k: r for k, r in rows.items() if r.get("status") == "failed" and r.get("ours")}
+    if not candidates:
+        return adopted
+    frame = snap.frame.filter(pl.col("_key").is_in(list(candidates)))
+    for lead in frame.sort("createdAt", nulls_last=True).to_dicts():
+        key = lead["_key"]
+        intent = float(candidates[key].get("intent_at") or 0) - CLOCK_SLACK_S
+        if key not in adopted and epoch(lead.get("createdAt")) >= intent:
+            adopted[key] = lead
+    return adopted
+
+
 def epoch(value: Any) -> float:
     """An API timestamp (ISO 8601, `Z`) as Unix seconds; 0.0 when absent or unreadable."""
     from datetime import datetime
@@ -165,6 +187,13 @@ async def reconcile(
         result.rounds = round_no
         snap = await read_target(api, client_id, company_id=company_id)
         result.snapshot = snap
+        for key, lead in landed_late(rows, snap).items():
+            written = lead.get("updatedAt")
+            ledger.record_outcome(target, client_id, Outcome(key, "created", str(lead["id"]), written_at=written),
+                                  ours=True)
+            rows[key] = acknowledged[key] = {**rows[key], "status": "created", "lead_id": lead["id"]}
+            expected.add(key)
+            result.landed_late.append(key)
         if repair:
             for lead in extra_copies(acknowledged, snap):
                 try:

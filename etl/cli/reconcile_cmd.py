@@ -55,9 +55,8 @@ def reconcile_cmd(
                                      company_id=company_id)
             return {
                 "client_id": slug, "repair": repair, "confirmed": rec.confirmed, "missing": rec.missing,
-                "repaired": rec.repaired, "duplicates_removed": rec.duplicates_removed, "rounds": rec.rounds,
-                "visible_by_slug": rec.visible, "target_leads": rec.snapshot.leads if rec.snapshot else None,
-                "missing_sample": rec.missing_keys[:50], "requests": api.stats.to_dict(),
+                **rec.to_dict(), "target_leads": rec.snapshot.leads if rec.snapshot else None,
+                "requests": api.stats.to_dict(),
             }
 
     try:
@@ -68,7 +67,8 @@ def reconcile_cmd(
         write_json_atomic(report, result)
     print(f"client {result['client_id']}: {result['confirmed']} confirmed, {result['missing']} missing, "
           f"{result['repaired']} repaired, {result['duplicates_removed']} duplicate(s) removed, "
-          f"{result['target_leads']} leads in the target")
+          + (f"{result['landed_late']} unanswered create(s) found landed, " if result["landed_late"] else "")
+          + f"{result['target_leads']} leads in the target")
     raise typer.Exit(1 if result["missing"] else 0)
 
 

@@ -30,6 +30,15 @@ class LoadResult:
     resent_after_doubt: int = 0
     """Creates sent again after an unanswered POST was not found: the first may still land."""
     failures: list[dict[str, Any]] = field(default_factory=list)
+    failed_keys: list[str] = field(default_factory=list)
+    """The ledger key of each entry of `failures`, in the same order."""
+
+    def without_late(self, late: set[str]) -> tuple[int, int, list[dict[str, Any]]]:
+        """Pure: (created, failed, failures) once the creates that reconcile found landed after all
+        (`late`) count as created instead of failed."""
+        kept = [f for k, f in zip(self.failed_keys, self.failures, strict=True) if k not in late]
+        moved = len(self.failures) - len(kept)
+        return self.created + moved, self.failed - moved, kept
 
 
 class Loader:
@@ -114,14 +123,17 @@ class Loader:
                 if found:
                     self._done(item, "created", str(found[0]["id"]), ours=True, written_at=found[0].get("updatedAt"))
                     return
-                self.result.resent_after_doubt += 1
+                if _round < MAX_IN_DOUBT_ROUNDS:
+                    self.result.resent_after_doubt += 1
                 continue
             except (SkippableApiError, RetriableApiError) as exc:
                 self._failed(item, exc)
                 return
             self._done(item, "created", str(lead.get("id")), ours=True, written_at=lead.get("updatedAt"))
             return
-        self._failed(item, ApiError("no answer from the target after repeated attempts"))
+        # `ours`: any of those unanswered POSTs may still land; reconcile adopts the first copy that
+        # does and removes the rest, in this run or the next one (never a lead left doubled).
+        self._failed(item, ApiError("no answer from the target after repeated attempts"), maybe_created=True)
 
     async def _update(self, item: dict[str, Any]) -> None:
         fields = {f: item[f] for f in item["_changed"] if item.get(f) is not None}
@@ -144,10 +156,13 @@ class Loader:
             self.result.updated += 1
         self.progress(status, 1)
 
-    def _failed(self, item: dict[str, Any], exc: ApiError) -> None:
-        self.ledger.record_outcome(self.target, self.client_id, Outcome(item["_key"], "failed", error=exc.message))
+    def _failed(self, item: dict[str, Any], exc: ApiError, *, maybe_created: bool = False) -> None:
+        self.ledger.record_outcome(
+            self.target, self.client_id, Outcome(item["_key"], "failed", error=exc.message), ours=maybe_created
+        )
         self.result.failed += 1
         self.result.failures.append({"_row": item.get("_row"), "email": item.get("email"), "_reason": exc.message})
+        self.result.failed_keys.append(item["_key"])
         self.log.warning("lead refused", row=item.get("_row"), reason=exc.message)
         self.progress("failed", 1)
 

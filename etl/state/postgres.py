@@ -43,7 +43,7 @@ MIGRATIONS: list[list[str]] = [
             lead_id TEXT,
             content_hash TEXT,
             payload TEXT,                   -- what was (or will be) POSTed, for repair
-            ours INTEGER NOT NULL DEFAULT 0,-- 1 when a run of ours created the lead
+            ours INTEGER NOT NULL DEFAULT 0,-- 1 when a run of ours created the lead (or sent a create that may land)
             attempts INTEGER NOT NULL DEFAULT 0,
             error TEXT,
             intent_at DOUBLE PRECISION,
