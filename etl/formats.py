@@ -21,8 +21,9 @@ are then sniffed from the sample's values: e-mail, LinkedIn profile URL, website
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import polars as pl
@@ -75,10 +76,10 @@ def _score(keys: set[str], mapping: Mapping) -> Candidate:
     detect = mapping.detect
     if detect is None:
         return Candidate(mapping.name, 0.0, 0, (), False)
-    matched = [s for s in detect.signature if normalise_header(s) in keys]
-    missing = tuple(s for s in detect.signature if normalise_header(s) not in keys)
+    matched = [s for s in detect.signature if _norm(s) in keys]
+    missing = tuple(s for s in detect.signature if _norm(s) not in keys)
     score = len(matched) / len(detect.signature)
-    any_ok = not detect.any_of or any(normalise_header(a) in keys for a in detect.any_of)
+    any_ok = not detect.any_of or any(_norm(a) in keys for a in detect.any_of)
     eligible = any_ok and score >= MIN_SCORE and len(matched) >= MIN_MATCHED
     return Candidate(mapping.name, round(score, 3), len(matched), missing, eligible)
 
@@ -104,7 +105,9 @@ class HeaderFound:
     label: str
 
 
-def find_header(lines: list[list[str]], formats: Iterable[Mapping], *, source: str = "the file") -> HeaderFound | None:
+def find_header(
+    lines: Sequence[list[str]], formats: Iterable[Mapping], *, source: str = "the file"
+) -> HeaderFound | None:
     """The line holding a known export's header when line 1 is not one (pure).
 
     `lines`: the file's first lines, each split into fields (a blank line is `[""]`). None when
@@ -118,7 +121,8 @@ def find_header(lines: list[list[str]], formats: Iterable[Mapping], *, source: s
     if not lines or detect_format(lines[0], formats) is not None:
         return None
     widest = 0
-    for i, fields in enumerate(lines[:PREAMBLE_MAX_LINES]):
+    for i in range(min(len(lines), PREAMBLE_MAX_LINES)):
+        fields = lines[i]
         if i and len(fields) > widest and len(fields) >= MIN_MATCHED:
             hit = detect_format(fields, formats)
             if hit is not None:
@@ -364,6 +368,10 @@ def _missing_expected(chosen: Mapping, resolved: Mapping, columns: list[str]) ->
     return tuple(
         s for s in chosen.detect.signature if normalise_header(s) not in keys and normalise_header(s) not in satisfied
     )
+
+
+_norm = functools.lru_cache(maxsize=4096)(normalise_header)
+"""The formats' signature names, normalised once per process (every header is scored against them)."""
 
 
 def _keys(columns: list[str]) -> set[str]:

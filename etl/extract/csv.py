@@ -32,12 +32,13 @@ Completely blank lines are not records: they keep their number but yield nothing
 from __future__ import annotations
 
 import codecs
+import csv
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import polars as pl
 
@@ -222,7 +223,7 @@ def _renumber(batch: CsvBatch, first_row: int) -> CsvBatch:
 # --- sniffing ---------------------------------------------------------------------------------
 
 
-HeaderFinder = Callable[[list[list[str]]], int]
+HeaderFinder = Callable[[Sequence[list[str]]], int]
 """Given the file's first lines split into fields, how many lines come before the header."""
 
 PREAMBLE_SCAN_LINES = 50
@@ -264,7 +265,7 @@ def open_csv(
     if skip_rows is None:
         hint = _SEP_HINT.match(text)  # Excel's "sep=;" line is a hint, not a preamble
         head = text[hint.end() if hint else 0 :]
-        skip_rows = find_header(_head_fields(head)) if find_header is not None else 0
+        skip_rows = find_header(_HeadFields(head)) if find_header is not None else 0
         if skip_rows and hint:
             delimiter, start = hint.group(1), hint.end()
     skipped = 0
@@ -306,18 +307,42 @@ def open_csv(
 _SEP_HINT = re.compile(r"sep=(.)\r?\n")
 
 
-def _head_fields(text: str) -> list[list[str]]:
-    """The first PREAMBLE_SCAN_LINES lines, each split into fields by its own commonest
-    delimiter (a line of prose has none: one field)."""
-    out: list[list[str]] = []
-    lines = text.split("\n", PREAMBLE_SCAN_LINES)[:PREAMBLE_SCAN_LINES]
-    if lines and not lines[-1]:
-        lines.pop()  # what follows the last newline is no line
-    for line in lines:
-        counts = {d: line.count(d) for d in DELIMITERS}
-        sep = max(DELIMITERS, key=lambda d: counts[d])
-        out.append([_unquote(tok[:-1]) for tok in _token_regex(sep).findall(line + "\n")])
-    return out
+class _HeadFields(Sequence[list[str]]):
+    """The first PREAMBLE_SCAN_LINES lines, each split into fields by its own commonest delimiter
+    (a line of prose has none: one field), split only when looked at: an ordinary file's finder
+    reads line 1 and stops (splitting 50 lines of a 70-column export up front cost ~15 ms)."""
+
+    def __init__(self, text: str) -> None:
+        end = -1
+        for _ in range(PREAMBLE_SCAN_LINES):  # `split("\n", n)` would copy the whole rest of the sample
+            nxt = text.find("\n", end + 1)
+            if nxt < 0:
+                end = len(text)
+                break
+            end = nxt
+        self._lines = text[:end].split("\n")
+        if self._lines and not self._lines[-1]:
+            self._lines.pop()  # what follows the last newline is no line
+        self._split: dict[int, list[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, i: int) -> list[str]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[list[str]]: ...
+    def __getitem__(self, i: int | slice) -> list[str] | list[list[str]]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i not in self._split:
+            line = self._lines[i].removesuffix("\r")
+            sep = max(DELIMITERS, key=line.count)  # ties: the order of DELIMITERS
+            try:
+                self._split[i] = next(csv.reader([line], delimiter=sep), [""]) or [""]
+            except csv.Error:  # a line over the csv module's field limit: no header of ours
+                self._split[i] = [line]
+        return self._split[i]
 
 
 def _skip_lines(text: str, start: int, n: int, path: Path) -> tuple[int, int]:
@@ -831,7 +856,7 @@ class CsvFileSource:
         self._csv = open_csv(self.path, skip_rows=self.skip_rows, find_header=self._find_header)
         self.name = f"csv:{self.path.name}"
 
-    def _find_header(self, lines: list[list[str]]) -> int:
+    def _find_header(self, lines: Sequence[list[str]]) -> int:
         from etl.formats import builtin_formats, find_header
 
         found = find_header(lines, builtin_formats(), source=self.path.name)
