@@ -33,7 +33,7 @@ from etl.log import get_logger
 from etl.reconcile import ReconcileResult, read_target, reconcile
 from etl.report import Progress, RejectsWriter, RunReport, decide_exit_code, write_reports
 from etl.slug import looks_like_uuid, slugify
-from etl.sources import Source, SourceBatch
+from etl.sources import Source, SourceBatch, source_requests
 from etl.state import LEDGER_COLUMNS, Ledger, open_state
 
 if TYPE_CHECKING:
@@ -372,6 +372,7 @@ async def execute_import(
     finally:
         rejects.close()
         report.duration_s = round(time.perf_counter() - started, 3)
+        report.source_requests = source_requests(source)
         run = RunResult(report, extracted, normalized.fill_rates(), rejects.sample(), report.mapping)
         try:
             ledger.finish_run(report.run_id, exit_code=report.exit_code or 0, counts=report.to_dict()["counts"],

@@ -53,6 +53,7 @@ class RunReport:
     run_id: str | None = None
     counts: Counts = field(default_factory=Counts)
     requests: dict[str, Any] = field(default_factory=lambda: {"total": 0, "by_status": {}})
+    source_requests: dict[str, Any] = field(default_factory=dict)  # etl.sources.source_requests; {} for a file
     duration_s: float = 0.0
     target: dict[str, Any] = field(default_factory=dict)
     rejects_by_rule: dict[str, int] = field(default_factory=dict)
@@ -180,9 +181,19 @@ def summary_table(report: RunReport) -> Any:
         rows += [("failed", c.failed), ("confirmed in target", c.confirmed), ("missing", c.missing)]
     for label, n in rows:
         table.add_row(label, f"{n:,}")
-    table.add_row("requests", f"{report.requests.get('total', 0):,}")
+    for label, n in request_rows(report):
+        table.add_row(label, f"{n:,}")
     table.add_row("duration", f"{report.duration_s:.1f} s")
     return table
+
+
+def request_rows(report: RunReport) -> list[tuple[str, int]]:
+    """The summary's requests rows: one per API, the LeadGenius target's first (pure)."""
+    rows = [("LeadGenius requests", int(report.requests.get("total", 0)))]
+    source = report.source_requests
+    if source.get("api"):
+        rows.append((f"{source['api']} requests (source)", int(source.get("total", 0))))
+    return rows
 
 
 def mapping_table(info: dict[str, Any]) -> Any:

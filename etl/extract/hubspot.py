@@ -984,6 +984,12 @@ class HubSpotSource:
     def requests(self) -> dict[str, int]:
         return dict(self.extractor.stats)
 
+    def api_requests(self) -> dict[str, Any]:
+        """etl.sources.source_requests: logical requests (retries and 429s are counted apart)."""
+        stats = self.requests
+        sent = sum(n for kind, n in stats.items() if kind not in ("retries", "throttled_429"))
+        return {"api": "HubSpot", "total": sent, **stats}
+
 
 def incremental(spec: JobSpec, settings: Settings, mapping: LeadMapping) -> HubSpotIncremental:
     """The adapter for a `source = "hubspot"` job (or `import hubspot`): etl.hubspot_sync."""

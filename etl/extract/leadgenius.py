@@ -84,6 +84,10 @@ class LeadGeniusBulkSource:
         what = self.client_id or "all clients"
         self.name = f"leadgenius:{self.table}:{what}"
 
+    def api_requests(self) -> dict[str, Any]:
+        """etl.sources.source_requests: the bulk reads (the target's requests are the report's `requests`)."""
+        return {"api": "LeadGenius", "total": 0, **self.requests}
+
     async def abatches(self) -> AsyncIterator[SourceBatch]:
         """One batch per bulk page. A repeated nextToken raises `PaginationLoop` (never loops)."""
         rejects = no_rejects()

@@ -478,6 +478,10 @@ class LeadScraperSource:
     def __post_init__(self) -> None:
         self.name = "leadscraper" if self.filters.created_after is None else "leadscraper:incremental"
 
+    def api_requests(self) -> dict[str, Any]:
+        """etl.sources.source_requests."""
+        return {"api": "LeadScraper", **self.stats.to_dict()}
+
     async def abatches(self) -> AsyncIterator[SourceBatch]:
         # A dry run is not paced: it reads what this window allows at once, then says what is left.
         async with LeadScraperClient(self.api_key, self.base_url, transport=self.transport,

@@ -110,3 +110,19 @@ def test_kill_minus_9_then_rerun_is_exact_and_the_mark_waits_for_it(lg_sandbox, 
     assert set(counts) == want and set(counts.values()) == {1}  # nothing lost, nothing doubled
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counts"]["missing"] == 0 and report["source_info"]["mark_after"]
+
+
+def test_the_summary_counts_the_sources_requests_apart_from_leadgenius(lg_sandbox, ls_sandbox, tmp_path) -> None:
+    ls_sandbox.seed(250, seed=3)  # 3 list pages
+    report = tmp_path / "r.json"
+    run = cli("import", "leadscraper", "--client", "Scraped", "--report", str(report),
+              env=env_for(lg_sandbox, ls_sandbox, tmp_path))
+    assert run.returncode == 0, run.stderr
+    data = json.loads(report.read_text())
+    sent = ls_sandbox.stats()["by_route"]
+    assert data["source_requests"]["api"] == "LeadScraper"
+    assert data["source_requests"]["total"] == data["source_requests"]["list"] == sum(sent.values()) == 3
+    assert data["requests"]["total"] > data["counts"]["created"] > 0  # the existing key: the target's requests
+    rows = {line.strip("│ ").rsplit("│", 1)[0].strip(): line.rsplit("│", 2)[-2].strip()
+            for line in run.stdout.splitlines() if "requests" in line and "│" in line}
+    assert rows == {"LeadGenius requests": f"{data['requests']['total']:,}", "LeadScraper requests (source)": "3"}
