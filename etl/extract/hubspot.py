@@ -359,6 +359,65 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@dataclass(frozen=True)
+class EmailOwner:
+    """The contact whose row feeds the lead of an e-mail key in this run."""
+
+    id: str
+    modified_ms: int
+    row: int
+
+
+def email_owner_rank(contact_id: str, modified_ms: int) -> tuple[int, int]:
+    """Which of two contacts sharing an e-mail feeds the lead: the most recently modified (its data
+    is the newest), ties to the lowest id (the older record). Smaller ranks first (pure)."""
+    return (-modified_ms, int(contact_id))
+
+
+def split_email_collisions(
+    rows: Sequence[tuple[int, str, str | None, int]], owners: Mapping[str, EmailOwner]
+) -> tuple[dict[int, str], dict[str, EmailOwner]]:
+    """Contacts sharing an e-mail key (HubSpot matches e-mails case-blind; imports and integrations
+    still leave `Ann@x.io` and `ann@x.io` on two contacts, and the lead would follow whichever came
+    first, which differs between full and incremental reads).
+
+    `rows`: (_row, contact id, e-mail key or None, lastmodifieddate ms) of one batch; `owners`: the
+    keys sent by earlier batches of the run. Returns (_row -> reason for each row not sent, the new
+    owners). Within a batch the rule of `email_owner_rank` picks the row, whatever the read order.
+    A key already sent by an earlier batch keeps that row for this run (a second write would double
+    the lead: the plan was made against the target as it was when the run started)."""
+    groups: dict[str, list[tuple[int, str, int]]] = {}
+    for row, cid, key, ms in rows:
+        if key:
+            groups.setdefault(key, []).append((row, cid, ms))
+    skipped: dict[int, str] = {}
+    new: dict[str, EmailOwner] = {}
+    for key, group in groups.items():
+        group.sort(key=lambda g: email_owner_rank(g[1], g[2]))
+        earlier = owners.get(key)
+        if earlier is None:
+            row, cid, ms = group[0]
+            new[key] = owner = EmailOwner(cid, ms, row)
+            losers = group[1:]
+        else:
+            owner, losers = earlier, group
+        for row, cid, ms in losers:
+            if earlier is None:
+                why = "modified later" if owner.modified_ms != ms else "same modification time, lower id"
+                skipped[row] = (
+                    f"shared e-mail: HubSpot contacts {owner.id} and {cid} have the same e-mail (case aside); "
+                    f"contact {owner.id} feeds the lead ({why})"
+                )
+            else:
+                prefer = email_owner_rank(cid, ms) < email_owner_rank(owner.id, owner.modified_ms)
+                skipped[row] = (
+                    f"shared e-mail: HubSpot contacts {owner.id} and {cid} have the same e-mail (case aside); "
+                    f"contact {owner.id} (row {owner.row}) was sent earlier in this run"
+                    + (f", though contact {cid} is the more recently modified" if prefer else "")
+                )
+    return skipped, new
+
+
 def build_frame(
     rows: Sequence[_Row], companies: Mapping[str, tuple[str | None, str | None] | None], first_row: int
 ) -> pl.DataFrame:
@@ -963,7 +1022,10 @@ class HubSpotSource:
     def batches(self) -> Iterator[SourceBatch]:
         ex = self.extractor
         it = ex.full(archived_since=self.archived_since) if self.since is None else ex.changed_since(self.since)
+        owners: dict[str, EmailOwner] = {}
         for batch in it:
+            frame, rejects = self._shared_emails(batch.frame, owners)
+            batch = replace(batch, frame=frame)
             status = batch.frame.get_column("company_status") if batch.frame.height else None
             counters = {
                 "company_deleted": int((status == STATUS_DELETED).sum()) if status is not None else 0,
@@ -977,8 +1039,32 @@ class HubSpotSource:
             self.merges.extend(batch.merges)
             if batch.frame.height:
                 self.live_emails.extend(e for e in batch.frame.get_column("email").to_list() if e)
+            if rejects.height:  # skipped for a shared e-mail, still live contacts
+                self.live_emails.extend(e for e in rejects.get_column("email").to_list() if e)
             mark = parse_iso(batch.max_modified) if batch.max_modified else None
-            yield SourceBatch(batch.frame, no_rejects(), counters, mark)
+            counters["shared_email"] = rejects.height
+            yield SourceBatch(batch.frame, rejects, counters, mark)
+
+    @staticmethod
+    def _shared_emails(frame: pl.DataFrame, owners: dict[str, EmailOwner]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(rows to send, rows skipped with their reason); `owners` learns this batch's keys."""
+        if not frame.height:
+            return frame, no_rejects()
+        from etl.transform.steps import normalise_email
+
+        keys = normalise_email(frame.select("email")).get_column("_key").to_list()
+        modified = [iso_to_ms(m) if m else 0 for m in frame.get_column("lastmodifieddate").to_list()]
+        rows = list(zip(frame.get_column("_row").to_list(), frame.get_column("hs_object_id").to_list(), keys, modified,
+                        strict=True))
+        skipped, new = split_email_collisions(rows, owners)
+        owners.update(new)
+        if not skipped:
+            return frame, no_rejects()
+        reasons = pl.DataFrame(
+            {"_row": list(skipped), "_reason": list(skipped.values())}, schema={"_row": pl.Int64, "_reason": pl.String}
+        )
+        out = frame.join(reasons, on="_row", how="inner").with_columns(pl.lit("shared_email").alias("_rule"))
+        return frame.filter(~pl.col("_row").is_in(reasons.get_column("_row").implode())), out
 
     @property
     def requests(self) -> dict[str, int]:

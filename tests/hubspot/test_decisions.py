@@ -17,6 +17,7 @@ from etl.extract.hubspot import (
     FRAME_SCHEMA,
     NOT_IN_MAX,
     ArchivedContact,
+    EmailOwner,
     SearchCursor,
     SearchPacer,
     _Row,
@@ -28,6 +29,7 @@ from etl.extract.hubspot import (
     primary_from_v3,
     primary_from_v4,
     read_throttle,
+    split_email_collisions,
     split_list,
     take_chunks,
 )
@@ -293,3 +295,26 @@ def test_split_list_and_http_date() -> None:
     assert split_list("12; 34;;") == ("12", "34") and split_list(None) == ()
     assert http_date("Tue, 01 Dec 2026 15:57:32 GMT").isoformat() == "2026-12-01T15:57:32+00:00"  # type: ignore[union-attr]
     assert http_date("yesterday") is None and http_date(None) is None
+
+
+# --- contacts sharing an e-mail -------------------------------------------------------------------
+
+
+@given(st.permutations([(1, "40", "ann@x.io", 500), (2, "7", "ann@x.io", 900), (3, "12", "ann@x.io", 900),
+                        (4, "3", "bob@x.io", 100), (5, "9", None, 100), (6, "10", None, 100)]))
+def test_the_same_contact_feeds_the_lead_whatever_order_the_read_gives(rows: list[Any]) -> None:
+    renumbered = [(i + 1, cid, key, ms) for i, (_, cid, key, ms) in enumerate(rows)]
+    skipped, owners = split_email_collisions(renumbered, {})
+    assert {k: o.id for k, o in owners.items()} == {"ann@x.io": "7", "bob@x.io": "3"}  # newest; tie: lowest id
+    losers = {cid: skipped[row] for row, cid, _, _ in renumbered if row in skipped}
+    assert set(losers) == {"40", "12"}  # rows without an e-mail are the transform's to reject, not ours
+    assert "contacts 7 and 40" in losers["40"] and "modified later" in losers["40"]
+    assert "contacts 7 and 12" in losers["12"] and "lower id" in losers["12"]
+
+
+def test_a_key_sent_by_an_earlier_batch_keeps_it_and_the_later_row_says_why_it_was_skipped() -> None:
+    owners = {"ann@x.io": EmailOwner("40", 500, 1)}
+    skipped, new = split_email_collisions([(101, "7", "ann@x.io", 900)], owners)
+    assert new == {} and list(skipped) == [101]
+    assert "contacts 40 and 7" in skipped[101] and "sent earlier in this run" in skipped[101]
+    assert "7 is the more recently modified" in skipped[101]  # the user learns the rule wanted the other

@@ -306,3 +306,37 @@ def test_non_search_reads_are_paced_from_the_rate_headers_and_meet_no_429(hs_san
     unpaced = hs_sandbox.extractor(pace_from_headers=False)
     assert_frame_equal(concat(list(unpaced.full())), truth)
     assert unpaced.stats["throttled_429"] > 0  # the control: the same read without pacing meets the limit
+
+
+def test_two_contacts_sharing_an_e_mail_in_other_case_feed_the_lead_from_the_newest_in_every_read(
+    hs_sandbox: HSSandbox,
+) -> None:
+    from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
+
+    from etl.extract.hubspot import HubSpotSource
+
+    hs_sandbox.unlimited()
+    hs_sandbox.seed(30, seed=3, adversarial=False)
+    old, new = (
+        hs_sandbox.admin("POST", "contacts", {"inputs": [{"properties": {"firstname": n, "email": e}}]})["ids"][0]
+        for n, e in (("Old", "Ann@Example.io"), ("New", "ann@example.IO"))
+    )
+
+    def feeder() -> tuple[set[str], set[str]]:
+        """(who feeds the lead, who was skipped) in a full read and in a search read of everything."""
+        found = []
+        for since in (None, datetime(2000, 1, 1, tzinfo=UTC)):
+            batches = list(HubSpotSource(hs_sandbox.token, hs_sandbox.base_url, since=since).batches())
+            sent = {c for b in batches for c in b.frame.get_column("hs_object_id").to_list() if c in (old, new)}
+            rejects = pl.concat([b.rejects for b in batches], how="diagonal")
+            reasons = {r["hs_object_id"]: r["_reason"] for r in rejects.iter_rows(named=True)}
+            assert set(reasons) == {old, new} - sent and rejects["_rule"].to_list() == ["shared_email"]
+            assert all(old in why and new in why for why in reasons.values())  # both ids named
+            found.append((sent, set(reasons)))
+        assert found[0] == found[1]  # id order (full) and modification order (search) agree
+        return found[0]
+
+    assert feeder() == ({new}, {old})  # created last: the newest
+    edit = BatchInputSimplePublicObjectBatchInput(inputs=[SimplePublicObjectBatchInput(id=old, properties={"jobtitle": "CTO"})])
+    hs_sandbox.client().crm.contacts.batch_api.update(edit)
+    assert feeder() == ({old}, {new})  # edited since: now it is the newest
