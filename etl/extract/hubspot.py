@@ -399,8 +399,8 @@ def split_email_collisions(
             row, cid, ms = group[0]
             new[key] = owner = EmailOwner(cid, ms, row)
             losers = group[1:]
-        else:
-            owner, losers = earlier, group
+        else:  # the same contact read twice is the Deduper's plain duplicate, not a shared e-mail
+            owner, losers = earlier, [g for g in group if g[1] != earlier.id]
         for row, cid, ms in losers:
             if earlier is None:
                 why = "modified later" if owner.modified_ms != ms else "same modification time, lower id"
