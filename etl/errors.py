@@ -34,6 +34,11 @@ class ConfigError(EtlError):
     exit_code = 2
 
 
+class StateNotFound(UsageError):
+    """A command that only reads the state found none where --state / LEADGENIUS_ETL_STATE points: fix the
+    setting, or run an import or sync (which creates the state). Nothing was created there."""
+
+
 class CredentialsRejected(EtlError):
     """Log in again (`leadgenius-etl auth login`) or fix the API key."""
 

@@ -357,7 +357,7 @@ async def undo_run(
     """Undo one run (`ref` None: the newest run that wrote anything) and return the report (also
     written to options.report_path)."""
     started = time.perf_counter()
-    ledger = open_state(settings)
+    ledger = open_state(settings, create=False)  # no state, no run to undo: say so, create nothing
     try:
         run = resolve_run(ledger, ref)
         report = UndoReport(dry_run=options.dry_run, run_id=run["run_id"], force=options.force,

@@ -41,7 +41,7 @@ def reconcile_cmd(
     """Re-read a client to the end and compare it with every lead the ledger says was loaded."""
     setup_logging(quiet=False)
     settings = settings_from(base_url=base_url, auth_file=auth_file, state=state, allow_insecure_http=allow_insecure_http)
-    ledger = open_state(settings)
+    ledger = open_state(settings, create=False)  # nothing to compare without a ledger
 
     async def go() -> dict[str, object]:
         async with LeadGeniusApi(settings) as api:
@@ -81,7 +81,7 @@ def runs_cmd(
 ) -> None:
     """The run history kept in the state database (audit)."""
     settings = settings_from(state=state)
-    ledger = open_state(settings)
+    ledger = open_state(settings, create=False)
     rows = ledger.runs(limit)
     ledger.close()
     if as_json:

@@ -24,7 +24,7 @@ app.add_typer(state_app, name="state")
 def info_cmd(state: StateOpt = None) -> None:
     """Where the state lives, its schema version and how many rows each table holds."""
     settings = settings_from(state=state)
-    with open_state(settings) as store:
+    with open_state(settings, create=False) as store:
         counts = {table: store.count(table) for table in TABLES}
         version = store.schema_version()
     print(f"state {describe_state(settings)}: schema version {version}, "
@@ -44,7 +44,7 @@ def migrate_cmd(
     target = Settings.from_env(state=to)
     if same_place(source, target):
         raise UsageError(f"--to names the state being copied ({describe_state(source)})")
-    with open_state(source) as src, open_state(target) as dst:
+    with open_state(source, create=False) as src, open_state(target) as dst:
         if not merge and not dst.is_empty():
             raise UsageError(f"{describe_state(target)} already holds state; pass --merge to copy into it anyway")
         expected = {table: src.count(table) for table in TABLES}

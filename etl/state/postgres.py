@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from etl.errors import JobLocked, StateUnavailable, UsageError
+from etl.errors import JobLocked, StateNotFound, StateUnavailable, UsageError
 from etl.log import get_logger, redact_text
 from etl.state.base import TABLES, Ledger, chunks
 from etl.state.location import mask_url
@@ -323,23 +323,28 @@ def connect(url: str, *, display: str) -> psycopg.Connection[Any]:
 class PostgresState(Ledger):
     """State in a PostgreSQL database, shared by every machine that names it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
         super().__init__()
         self.url = url
         self.display = mask_url(url)
         self.conn = connect(url, display=self.display)
         try:
-            self._migrate()
+            self._migrate(create)
         except BaseException:
             self.conn.close()
             raise
 
     @_translated
-    def _migrate(self) -> None:
+    def _migrate(self, create: bool) -> None:
         # An up-to-date schema is only read: no DDL, no lock, so a user who may only read and write the
         # tables (not create them) can run jobs once an administrator's first run has created them.
-        if self._installed_version() == SCHEMA_VERSION:
+        installed = self._installed_version()
+        if installed == SCHEMA_VERSION:
             return
+        if installed is None and not create:
+            from etl.state import no_state
+
+            raise StateNotFound(no_state(self.display, f"the database has no schema {SCHEMA}"))
         with self.conn.transaction():
             self.conn.execute("SELECT pg_advisory_xact_lock(%s::bigint)", (lock_key(MIGRATION_LOCK),))
             try:

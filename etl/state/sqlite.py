@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from etl.errors import JobLocked, UsageError
+from etl.errors import JobLocked, StateNotFound, UsageError
 from etl.state.base import TABLES, Ledger, chunks
 
 # Each migration brings the schema from version N-1 to N, in one transaction. Version 1 is the schema
@@ -186,19 +186,46 @@ SET_MARK = """
 class SqliteState(Ledger):
     """State in one SQLite file; one per working directory by default."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         super().__init__()
         self.path = path
         self.display = str(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            else:
+                self.db = self._open_existing(path)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"cannot open the state database {path}: {exc}") from None
+
+    @staticmethod
+    def _open_existing(path: Path) -> sqlite3.Connection:
+        """A file that already holds state, opened without creating anything (mode=rw: sqlite3.connect
+        would create a missing file); StateNotFound otherwise. Checked before the WAL pragma, which
+        would write to any SQLite file."""
+        from etl.state import no_state
+
+        if not path.is_file():
+            why = "no such file" if not path.exists() else "it is a directory" if path.is_dir() else "not a file"
+            raise StateNotFound(no_state(str(path), why))
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            # a state from before versioning has no schema_version table, but has leads
+            found = db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                               " AND name IN ('schema_version', 'leads')").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        if not found:
+            db.close()
+            raise StateNotFound(no_state(str(path), "the file holds no leadgenius-etl tables"))
+        return db
 
     def _migrate(self) -> None:
         """Create or upgrade the schema on first use; one writer at a time (BEGIN IMMEDIATE)."""

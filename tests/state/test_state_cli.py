@@ -34,8 +34,17 @@ def one_line_error(proc: subprocess.CompletedProcess[str], code: int) -> str:
     return lines[0]
 
 
+def create_state(location: str) -> None:
+    """What a first import or sync does to the state: create it."""
+    from etl.config import Settings
+    from etl.state import open_state
+
+    open_state(Settings.from_env({}, state=location)).close()
+
+
 def test_sslmode_in_the_url_is_honoured(pg_url: str) -> None:
     # The test server speaks no SSL: `require` must fail (not silently fall back), `disable` must work.
+    create_state(pg_url)
     line = one_line_error(cli("state", "info", state=pg_url + "?sslmode=require"), 3)
     assert "SSL" in line and "postgresql://etl:***@127.0.0.1" in line
     assert cli("state", "info", state=pg_url + "?sslmode=disable").returncode == 0
@@ -55,6 +64,7 @@ def test_connection_failures_say_why_in_one_line_without_the_password(pg_server,
 
 
 def test_runs_shows_the_url_masked(pg_url: str) -> None:
+    create_state(pg_url)
     ok = cli("runs", state=pg_url)
     assert ok.returncode == 0, ok.stderr
     assert "etl:***@127.0.0.1" in ok.stdout and PASSWORD not in ok.stdout + ok.stderr
@@ -96,7 +106,7 @@ def test_migrate_refuses_to_copy_a_state_onto_itself(tmp_path: Path, pg_url: str
         cli("state", "migrate", "--to", other_spelling, state=pg_url), 2)
 
 
-def test_privileges_a_user_lacks_are_one_line_exit_2(pg_server, pg_url: str) -> None:
+def test_privileges_a_user_lacks_are_one_line_exit_2(pg_server, pg_url: str, tmp_path: Path) -> None:
     import uuid
 
     import psycopg
@@ -116,7 +126,9 @@ def test_privileges_a_user_lacks_are_one_line_exit_2(pg_server, pg_url: str) -> 
     as_writer = pg_url.replace("postgresql://etl:", f"postgresql://{writer}:")
     as_reader = pg_url.replace("postgresql://etl:", f"postgresql://{reader}:")
     # before anyone created the schema, a user who may not create it is told what to grant
-    assert "grant CREATE on the database" in one_line_error(cli("state", "info", state=as_writer), 2)
+    laptop = old_db(tmp_path)
+    assert "grant CREATE on the database" in one_line_error(
+        cli("state", "migrate", "--to", as_writer, state=str(laptop)), 2)
     open_state(Settings.from_env({}, state=pg_url)).close()  # the owner's first run creates the schema
     with psycopg.connect(pg_url, autocommit=True) as admin:
         for role in (writer, reader):
@@ -147,3 +159,53 @@ def test_a_bad_sslmode_is_a_usage_error_named_before_connecting(command: tuple[s
         cli(*command, state=url.replace("sslmode", "sslmdoe")), 2)
     broken = f"postgresql://etl:{PASSWORD}%zz@127.0.0.1:1/leads"
     assert "percent-encoded" in one_line_error(cli(*command, state=broken), 2)
+
+
+READ_ONLY = [("state", "info"), ("runs",), ("runs", "--json"), ("undo", "--last", "--dry-run"),
+             ("state", "migrate", "--to", "{elsewhere}")]
+
+
+def user_objects(url: str) -> list[str]:
+    """Every schema, table, sequence or view in the database outside PostgreSQL's own."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname NOT IN"
+            " ('information_schema', 'public') UNION ALL SELECT c.relname FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT LIKE 'pg\\_%'"
+            " AND n.nspname <> 'information_schema'").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
+def test_read_only_commands_say_there_is_no_state_and_create_none(state_db: str, tmp_path: Path,
+                                                                  command: tuple[str, ...]) -> None:
+    elsewhere = tmp_path / "copy" / "state.db"
+    args = [a.format(elsewhere=elsewhere) for a in command]
+    if state_db.startswith("postgresql://"):
+        where, shown = state_db, state_db.replace(PASSWORD, "***")
+    else:  # a typo'd directory: neither it nor the file may appear
+        where = shown = str(tmp_path / "stat" / "state.db")
+    before = sorted(tmp_path.rglob("*"))
+    line = one_line_error(cli(*args, state=where, cwd=tmp_path), 2)
+    assert f"no state at {shown}: " in line and "run an import or sync to create it" in line
+    assert sorted(tmp_path.rglob("*")) == before  # no file, no directory (nor the migrate's destination)
+    if state_db.startswith("postgresql://"):
+        assert "has no schema leadgenius_etl" in line
+        assert user_objects(state_db) == []
+    else:
+        assert "no such file" in line
+    create_state(where)  # once a run has written, the same command reads it
+    done = cli(*args, state=where, cwd=tmp_path)
+    assert "no state" not in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == (2 if command[0] == "undo" else 0), done.stderr  # undo: "no run to undo"
+
+
+def test_a_file_that_is_not_a_state_is_left_as_it_is(tmp_path: Path) -> None:
+    empty = tmp_path / "state.db"
+    empty.touch()  # e.g. made by `touch`, or a SQLite file emptied by hand
+    line = one_line_error(cli("state", "info", state=str(empty)), 2)
+    assert f"no state at {empty}: the file holds no leadgenius-etl tables" in line
+    assert empty.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
+    assert "it is a directory" in one_line_error(cli("runs", state=str(tmp_path)), 2)
