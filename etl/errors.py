@@ -63,6 +63,14 @@ class JobLocked(EtlError):
 
     exit_code = 4
 
+    def __init__(self, message: str, *, holder: str = "another process") -> None:
+        super().__init__(message)
+        self.holder = holder  # who holds the lock, for a message of the caller's own: "pid 4242"
+
+
+class RunStillRunning(JobLocked):
+    """The run to undo has not ended and its process still holds the run's lock; wait for it or stop it."""
+
 
 # --- the response boundary -------------------------------------------------
 

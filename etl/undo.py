@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,7 +25,7 @@ import httpx
 import polars as pl
 
 from etl.config import Settings
-from etl.errors import ApiError, EtlError, UsageError
+from etl.errors import ApiError, EtlError, JobLocked, RunStillRunning, UsageError
 from etl.fields import LEAD_FIELDS
 from etl.load.api import LeadGeniusApi
 from etl.load.deletes import VERIFY_ROUNDS, batches, delete_in_batches, each
@@ -362,13 +362,16 @@ async def undo_run(
         run = resolve_run(ledger, ref)
         report = UndoReport(dry_run=options.dry_run, run_id=run["run_id"], force=options.force,
                             client_id=run.get("client_id"), job=run.get("job"))
-        writes = ledger.run_writes(run["run_id"])
-        if not writes or all(w.get("undo_status") in TERMINAL for w in writes):
-            _nothing_to_do(report, run, writes)
-        else:
-            with ExitStack() as locks:
-                # One undo of a run at a time, and no sync of its job meanwhile (the mark moves back).
-                locks.enter_context(ledger.job_lock(f"undo:{run['run_id']}"))
+        with ExitStack() as locks:
+            # One undo of a run at a time; never of a run still running; no sync of its job meanwhile
+            # (the mark moves back).
+            locks.enter_context(ledger.job_lock(f"undo:{run['run_id']}"))
+            if run.get("ended_at") is None:
+                locks.enter_context(not_running(ledger, run))
+            writes = ledger.run_writes(run["run_id"])  # read under the locks: the run has stopped writing
+            if not writes or all(w.get("undo_status") in TERMINAL for w in writes):
+                _nothing_to_do(report, run, writes)
+            else:
                 if run.get("job") and not options.dry_run:
                     locks.enter_context(ledger.job_lock(str(run["job"])))
                 await _undo(settings, ledger, run, writes, options, report, transport, progress)
@@ -378,6 +381,23 @@ async def undo_run(
     if options.report_path:
         write_json_atomic(options.report_path, report.to_dict())
     return report
+
+
+@contextmanager
+def not_running(ledger: Ledger, run: dict[str, Any]) -> Iterator[None]:
+    """Hold the lock of a run that has no end: free, it died (kill -9, a lost machine) and is undone
+    from its write log; held, its process is still writing, and RunStillRunning says so (exit 4)."""
+    held = ExitStack()
+    try:
+        held.enter_context(ledger.run_lock(run["run_id"]))
+    except JobLocked as exc:
+        started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(run["started_at"])))
+        raise RunStillRunning(
+            f"run {run['run_id']} is still running ({exc.holder}, started {started}); nothing was undone: "
+            "wait for it to end (or stop it), then run the undo again"
+        ) from None
+    with held:
+        yield
 
 
 def _nothing_to_do(report: UndoReport, run: dict[str, Any], writes: list[dict[str, Any]]) -> None:

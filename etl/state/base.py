@@ -14,7 +14,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,7 @@ class Ledger(ABC):
     def __init__(self) -> None:
         self._pending: list[tuple[Any, ...]] = []
         self._last_flush = time.monotonic()
+        self._run_locks: dict[str, ExitStack] = {}
 
     def __enter__(self) -> Ledger:
         return self
@@ -96,7 +97,12 @@ class Ledger(ABC):
         try:
             self.flush()
         finally:
-            self._close()
+            try:
+                for stack in self._run_locks.values():  # a run that never reached finish_run
+                    stack.close()
+            finally:
+                self._run_locks.clear()
+                self._close()
 
     # --- leads -----------------------------------------------------------------
 
@@ -180,14 +186,38 @@ class Ledger(ABC):
 
     def start_run(self, *, command: str, source: str | None, target: str | None, client_id: str | None,
                   mode: str | None, dry_run: bool, job: str | None = None, undo_of: str | None = None) -> str:
+        """Record a run as started, holding its run lock (`run_lock`) until `finish_run` or `close`.
+
+        The lock is taken before the row exists: a runs row without an end whose lock is free is a
+        run that died (kill -9 frees fcntl locks and ends a PostgreSQL session); one whose lock is
+        held is still running, and `undo` leaves it alone."""
         run_id = new_run_id()
-        self._insert_run((run_id, command, source, target, client_id, mode, int(dry_run), job, time.time(), undo_of))
+        stack = ExitStack()
+        stack.enter_context(self.run_lock(run_id))
+        try:
+            self._insert_run((run_id, command, source, target, client_id, mode, int(dry_run), job, time.time(),
+                              undo_of))
+        except BaseException:
+            stack.close()
+            raise
+        self._run_locks[run_id] = stack
         return run_id
 
     def finish_run(self, run_id: str, *, exit_code: int, counts: dict[str, Any],
                    target: str | None = None, client_id: str | None = None) -> None:
-        self.flush()
-        self._update_run((time.time(), exit_code, json.dumps(counts), target, client_id, run_id))
+        """Record the run's end and release its run lock. The one writer of the runs row's exit code:
+        call it once, after the last step that can change the run's verdict."""
+        try:
+            self.flush()
+            self._update_run((time.time(), exit_code, json.dumps(counts), target, client_id, run_id))
+        finally:
+            stack = self._run_locks.pop(run_id, None)
+            if stack is not None:
+                stack.close()
+
+    def run_lock(self, run_id: str) -> AbstractContextManager[None]:
+        """The lock a run holds from its start to its end (a job lock named `run:<id>`)."""
+        return self.job_lock(f"run:{run_id}")
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The newest runs; each also carries `undone_by` (the newest real undo of it, or None) and

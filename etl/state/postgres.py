@@ -541,7 +541,7 @@ class PostgresState(Ledger):
                     who = (holder[0] or "another process") if holder else "another process"
                     where = f" from {holder[1]}" if holder and holder[1] else ""
                     raise JobLocked(f"job {job!r} is already running ({who}{where}, state {self.display}); "
-                                    "not starting a second run")
+                                    "not starting a second run", holder=f"{who}{where}")
             except psycopg.OperationalError as exc:
                 raise StateUnavailable(f"the state database {self.display} failed: {_first_line(exc)}") from None
             yield

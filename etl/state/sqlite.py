@@ -387,20 +387,44 @@ class SqliteState(Ledger):
 
 @contextmanager
 def file_lock(state_path: Path, job: str) -> Iterator[None]:
-    """An fcntl lock on <state dir>/<job>.lock holding the owner's pid; released when the process dies."""
+    """An fcntl lock on <state dir>/<job>.lock holding the owner's pid; released when the process dies.
+
+    The holder removes the file before it lets go, so no lock file outlives its run (undo took one per
+    run). Removing it while still holding it, not after: after, another process may already hold a lock
+    on it. A process that opened the file just before it was removed gets its lock on an orphan: it sees
+    the path no longer names that file and starts over on a new one.
+    """
     lock_dir = state_path.parent
     lock_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in job)
     path = lock_dir / f"{safe}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise JobLocked(f"job {job!r} is already running (pid {holder}); not starting a second run") from None
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            os.close(fd)
+            who = f"pid {holder}" if holder else "another process"
+            raise JobLocked(f"job {job!r} is already running ({who}); not starting a second run",
+                            holder=who) from None
+        if _names(path, fd):
+            break
+        os.close(fd)
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
+        path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """`path` still names the file open as `fd` (its last holder has not removed it meanwhile)."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)

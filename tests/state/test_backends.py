@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -148,3 +149,30 @@ def test_a_lock_session_lost_mid_run_is_reported(pg_url: str) -> None:
             pass
     assert [entry["event"] for entry in logs] == [
         "the job lock was lost during the run; another run of the job may have overlapped it"]
+
+
+def test_a_run_holds_its_run_lock_from_start_to_finish(state_db: str, tmp_path: Path) -> None:
+    """`undo` tells a running run from a killed one by this lock: held while the runs row has no end."""
+    settings = settings_at(state_db)
+    with open_state(settings) as runner, open_state(settings) as other:
+        run_id = runner.start_run(command="import", source="csv", target="t", client_id="c", mode="insert",
+                                  dry_run=False)
+        with pytest.raises(JobLocked) as refused, other.run_lock(run_id):
+            pass
+        assert "pid" in refused.value.holder or "leadgenius-etl" in refused.value.holder
+        runner.finish_run(run_id, exit_code=0, counts={})
+        with other.run_lock(run_id):  # free once the run has ended
+            pass
+        unfinished = runner.start_run(command="import", source="csv", target="t", client_id="c", mode="insert",
+                                      dry_run=False)
+    with open_state(settings) as later, later.run_lock(unfinished):  # closing the state frees it too
+        assert later.get_run(unfinished)["ended_at"] is None  # type: ignore[index]
+    assert list(tmp_path.glob("*.lock")) == []  # SQLite: no lock file outlives its holder
+
+
+def test_a_lock_file_left_by_a_killed_process_is_taken_over_and_removed(tmp_path: Path) -> None:
+    stale = tmp_path / "nightly.lock"
+    stale.write_text("999999")  # a kill -9 leaves the file, unlocked
+    with open_state(settings_at(str(tmp_path / "state.db"))) as state, state.job_lock("nightly"):
+        assert stale.read_text() == str(os.getpid())
+    assert not stale.exists()
