@@ -291,9 +291,12 @@ async def _delete_gone(
         ledger = open_state(settings)
         try:
             created = created_by_job(ledger, target, client_id, job, keys)
+            delete, kept = split_deletable(keys, created)
+            if not dry_run:  # in the run's write log before the requests: its undo says what it can't bring back
+                ledger.record_writes(target, client_id, str(report.run_id),
+                                     [(key, "delete", lead_id, None, None) for key, lead_id in delete.items()])
         finally:
             ledger.close()
-        delete, kept = split_deletable(keys, created)
         if dry_run:
             info.update({"would_delete": sorted(delete), "kept_not_created_by_job": kept})
             return False
@@ -309,7 +312,4 @@ async def _delete_gone(
         "deleted": result.deleted, "deleted_keys": sorted(delete), "delete_failed": result.failed_ids,
         "delete_reads": result.reads, "kept_not_created_by_job": kept,
     })
-    if result.failed_ids:
-        report.exit_code = max(report.exit_code or 0, 1)
-        return False
-    return True
+    return not result.failed_ids  # leads left undeleted make the run's exit code 1 (report.decide_exit_code)

@@ -23,7 +23,7 @@ import httpx
 from etl.config import Settings, read_toml
 from etl.errors import ConfigError, UsageError
 from etl.load.plan import Mode
-from etl.pipeline import ImportOptions, check_writable, execute_import, run_import
+from etl.pipeline import ExtractInfo, ImportOptions, check_writable, execute_import, run_import
 from etl.report import Progress, RunReport, write_reports
 from etl.slug import slugify
 from etl.sources import Incremental, source_kind
@@ -230,27 +230,31 @@ async def run_incremental(
         stored = parse_since(stored_text) if stored_text else None
         start, full_reason = adapter.begin(state, job, stored=stored, since=since, full=full, now=run_start)
     source = adapter.source(start)
+
+    async def settle(report: RunReport, extracted: ExtractInfo) -> None:
+        """The rest of the run, before its runs row ends: what the import cannot do, then the mark."""
+        info = report.source_info
+        info.update({
+            "job": job, "mark_before": stored.isoformat() if stored else None,
+            "read": "full" if start is None else f"changed since {start.isoformat()}",
+            "full_reason": full_reason, "lookback_s": adapter.lookback.total_seconds(),
+        })
+        info.update(adapter.describe())
+        confirmed = not options.dry_run and report.exit_code == 0
+        confirmed = await adapter.settle(settings, report, confirmed=confirmed, transport=transport)
+        candidate = adapter.next_mark(extracted.watermark, run_start)
+        new = next_mark(stored, candidate, run_start=None, confirmed=confirmed)
+        with open_state(settings) as state:
+            if new is not None:
+                state.set_mark(job, adapter.mark, new.isoformat(), run_id=report.run_id)  # undo moves it back
+            adapter.commit(state, job, confirmed=confirmed, mark=new or stored, now=run_start, run_id=report.run_id)
+        after = new or stored
+        info["mark_after"] = after.isoformat() if after else None
+
     result = await execute_import(
-        settings, source, mapping, replace(options, job=job), transport=transport, progress=progress
+        settings, source, mapping, replace(options, job=job), transport=transport, progress=progress, settle=settle
     )
     report = result.report
-    info = report.source_info
-    info.update({
-        "job": job, "mark_before": stored.isoformat() if stored else None,
-        "read": "full" if start is None else f"changed since {start.isoformat()}",
-        "full_reason": full_reason, "lookback_s": adapter.lookback.total_seconds(),
-    })
-    info.update(adapter.describe())
-    confirmed = not options.dry_run and report.exit_code == 0
-    confirmed = await adapter.settle(settings, report, confirmed=confirmed, transport=transport)
-    candidate = adapter.next_mark(result.extract.watermark, run_start)
-    new = next_mark(stored, candidate, run_start=None, confirmed=confirmed)
-    with open_state(settings) as state:
-        if new is not None:
-            state.set_mark(job, adapter.mark, new.isoformat(), run_id=report.run_id)  # undo moves it back
-        adapter.commit(state, job, confirmed=confirmed, mark=new or stored, now=run_start, run_id=report.run_id)
-    after = new or stored
-    info["mark_after"] = after.isoformat() if after else None
     write_reports(result, report_path=options.report_path, html_path=options.html_path)
     return report
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -291,8 +291,12 @@ async def execute_import(
     transport: httpx.AsyncBaseTransport | None = None,
     progress: Progress | None = None,
     on_batch: Callable[[SourceBatch], None] | None = None,
+    settle: Callable[[RunReport, ExtractInfo], Awaitable[None]] | None = None,
 ) -> RunResult:
-    """Run one import end to end; write nothing but the target, the ledger and the rejects file."""
+    """Run one import end to end; write nothing but the target, the ledger and the rejects file.
+
+    `settle`: what the run still does once the load is verified (an incremental job's deletes and
+    marks); it runs before the runs row ends, and the exit code is decided again after it."""
     check_writable(options.report_path, options.rejects_path, options.html_path)
     started = time.perf_counter()
     notify = progress or (lambda _e, _n: None)
@@ -361,6 +365,9 @@ async def execute_import(
             _request_stats(report, api)
         assemble_report(report, extracted, normalized, load, reconciled)
         report.exit_code = decide_exit_code(report, strict=options.strict)
+        if settle is not None:
+            await settle(report, extracted)
+            report.exit_code = decide_exit_code(report, strict=options.strict)
     except BaseException as exc:
         # Whatever stopped the run (a refused token, Ctrl-C, a Rust panic inside polars, which is a
         # BaseException): the runs row, the ledger and the report keep what was done, so a rerun

@@ -76,12 +76,15 @@ class RunReport:
 
 def decide_exit_code(report: RunReport, *, strict: bool) -> int:
     """SPEC Part B: 0 all valid leads confirmed (dry: report written); 1 some failed/missing or
-    (strict) rejected. 2 and 3 come from errors raised before a report exists."""
+    (strict) rejected, or (a sync with on_archive = "delete") leads left undeleted. 2 and 3 come from
+    errors raised before a report exists."""
     c = report.counts
     if strict and c.rejected:
         return 1
     if report.dry_run:
         return 0
+    if report.source_info.get("delete_failed"):  # on_archive = "delete": leads that should be gone are still there
+        return 1
     expected = c.valid - c.duplicates
     if c.failed or c.missing or c.confirmed < expected:
         return 1

@@ -39,7 +39,8 @@ RESTORE_BATCH = 50  # the batch PUT, same size: one bad item fails a batch whole
 # every half second and a request in flight lands up to one request timeout later.
 IN_FLIGHT_SLACK_S = 5.0
 
-Action = Literal["delete", "restore", "conflict", "already_gone", "reverted", "unclearable", "not_written"]
+Action = Literal["delete", "restore", "conflict", "already_gone", "reverted", "unclearable", "not_written",
+                 "cannot_restore"]
 # What an undo leaves for good: an undo that finds every write of a run in one of these has nothing to do.
 TERMINAL = frozenset({"deleted", "restored", "already_gone", "reverted", "not_written"})
 ITEM_FIELDS = tuple(f for f in LEAD_FIELDS if f != "client_id")
@@ -160,6 +161,8 @@ def plan_undo(
                         kind=w["action"], action="not_written", email=w["key"], written_at=w.get("written_at"))
         if w["action"] == "create":
             items.append(_plan_create(base, w, by_id, by_key.get(w["key"], []), ctx, window_end, force))
+        elif w["action"] == "delete":
+            items.append(_plan_delete(base, w, by_id))
         else:
             items.append(_plan_update(base, w, by_id.get(w.get("lead_id") or ""), ctx, force))
     return items
@@ -196,6 +199,18 @@ def _plan_create(
     item.updated_at = lead.get("updatedAt")
     item.changed_by_run = ctx.written_by.get(str(lead["id"]), {}).get(str(lead.get("updatedAt")))
     item.action, item.forced = ("delete", True) if force else ("conflict", False)
+    return item
+
+
+def _plan_delete(item: UndoItem, w: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> UndoItem:
+    """A lead the run deleted (a HubSpot sync's on_archive = "delete"). Still there: the delete never
+    happened. Gone: no API call brings a deleted lead back, so the undo says which it cannot restore."""
+    item.lead_ids = (w["lead_id"],) if w.get("lead_id") else ()
+    if w.get("lead_id") in by_id:
+        item.action = "not_written"
+        return item
+    item.action = "cannot_restore"
+    item.reason = "the run deleted it (on_archive = \"delete\"); the API cannot bring a deleted lead back"
     return item
 
 
@@ -256,6 +271,7 @@ class UndoCounts:
     already_reverted: int = 0
     unclearable: int = 0
     not_written: int = 0
+    cannot_restore: int = 0  # leads the run deleted: an undo cannot bring them back
 
 
 @dataclass
@@ -269,6 +285,7 @@ class UndoReport:
     counts: UndoCounts = field(default_factory=UndoCounts)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     unclearable: list[dict[str, Any]] = field(default_factory=list)
+    cannot_restore: list[dict[str, Any]] = field(default_factory=list)  # lead id, e-mail, reason
     failures: list[dict[str, Any]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
     verify: dict[str, Any] = field(default_factory=dict)
@@ -283,11 +300,11 @@ class UndoReport:
 
     def decide_exit_code(self) -> int:
         """0: all reverted and verified (dry run: the report was written); 1: conflicts left,
-        failures, or fields the API cannot empty."""
+        failures, fields the API cannot empty, or deleted leads it cannot bring back."""
         c = self.counts
         if self.dry_run:
             return 0
-        return 1 if c.conflicts or c.failed or c.unclearable else 0
+        return 1 if c.conflicts or c.failed or c.unclearable or c.cannot_restore else 0
 
     def tally(self, items: Iterable[UndoItem], final: dict[int, str] | None = None) -> None:
         """Count the items: by their plan (dry run) or by the outcome `final` (id(item) -> status)."""
@@ -305,6 +322,8 @@ class UndoReport:
                                          "restored": sorted(it.restore)})
             elif status == "failed":
                 self.failures.append({"lead_id": it.lead_id, "email": it.email, "reason": it.reason})
+            elif status == "cannot_restore":
+                self.cannot_restore.append({"lead_id": it.lead_id, "email": it.email, "reason": it.reason})
             if status == "conflict" or it.forced:
                 self.conflicts.append(it.conflict_entry())
 
@@ -312,7 +331,7 @@ class UndoReport:
 # An item's final status -> the UndoCounts field that counts it.
 COUNTER = {"deleted": "deleted", "restored": "restored", "conflict": "conflicts", "failed": "failed",
            "already_gone": "already_gone", "reverted": "already_reverted", "unclearable": "unclearable",
-           "not_written": "not_written"}
+           "not_written": "not_written", "cannot_restore": "cannot_restore"}
 
 
 # --- acting ----------------------------------------------------------------------------------------

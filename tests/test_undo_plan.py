@@ -196,3 +196,15 @@ def test_tally_by_outcome() -> None:
     c = report.counts
     assert (c.deleted, c.failed, c.restored, c.already_gone) == (0, 1, 1, 1)
     assert report.failures[0]["lead_id"] == "L1" and report.decide_exit_code() == 1
+
+
+def test_a_lead_the_run_deleted_is_named_as_not_restorable_and_one_still_there_was_never_deleted() -> None:
+    """A HubSpot sync with on_archive = "delete" logs its deletes: the API has no undelete."""
+    gone = {**create("gone@x.io", "L1"), "action": "delete"}
+    kept = {**create("kept@x.io", "L2"), "action": "delete", "status": "pending"}  # its delete never landed
+    items = plan([gone, kept], snap(lead("L2", "kept@x.io", T0 - 100)))
+    assert [(it.action, it.lead_id) for it in items] == [("cannot_restore", "L1"), ("not_written", "L2")]
+    report = UndoReport(dry_run=False, run_id=RUN)
+    report.tally(items)
+    assert report.counts.cannot_restore == 1 and report.decide_exit_code() == 1
+    assert report.cannot_restore == [{"lead_id": "L1", "email": "gone@x.io", "reason": items[0].reason}]

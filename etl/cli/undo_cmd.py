@@ -79,6 +79,8 @@ def _summary(report: UndoReport) -> None:
         ("already gone", c.already_gone), ("already as before", c.already_reverted),
         ("fields that cannot be emptied", c.unclearable), ("never written", c.not_written), ("failed", c.failed),
     ]
+    if c.cannot_restore:
+        rows.append(("deleted by the run, not restorable", c.cannot_restore))
     for label, n in rows:
         table.add_row(label, f"{n:,}")
     table.add_row("requests", f"{report.requests.get('total', 0):,}")
@@ -99,5 +101,10 @@ def _summary(report: UndoReport) -> None:
                       "the LeadGenius API cannot empty a field (null and \"\" are refused); see the report[/yellow]")
     if c.failed:
         console.print(f"[red]{c.failed} lead(s) could not be reverted; see the report[/red]")
+    if c.cannot_restore:
+        shown = ", ".join(f"{d['lead_id']} <{d['email']}>" for d in report.cannot_restore[:10])
+        more = f" and {c.cannot_restore - 10} more (see the report)" if c.cannot_restore > 10 else ""
+        console.print(f"[yellow]{c.cannot_restore} lead(s) the run deleted (on_archive = \"delete\") cannot be "
+                      f"brought back: the LeadGenius API has no undelete. Not restored: {shown}{more}[/yellow]")
     for mark in report.marks:
         console.print(f"mark {mark['job']}/{mark['name']}: {mark['from']} -> {mark['to'] or '(none: next sync is full)'}")

@@ -33,7 +33,7 @@ FLUSH_AFTER_S = 0.5
 
 # (key, pending status, content hash, payload json)
 Intent = tuple[str, str, str, str | None]
-# (key, create | update, lead id, before-image json, after-image json): one row of a run's write log
+# (key, create | update | delete, lead id, before-image json, after-image json): one row of a run's write log
 WriteIntent = tuple[str, str, str | None, str | None, str | None]
 # (run id, target, client id, key, undo status, updatedAt of the undo's own write)
 UndoMark = tuple[str, str, str, str, str, str | None]

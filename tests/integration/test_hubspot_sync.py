@@ -7,6 +7,7 @@ exactly as HubSpot is, and writes nothing else.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import replace
@@ -359,3 +360,49 @@ def test_insert_mode_says_company_changes_need_upsert(lg_sandbox, hs_sandbox, tm
     hs_sandbox.admin("POST", "companies/rename", {"inputs": [{"id": company, "properties": {"name": "New"}}]})
     again = sync(lg_sandbox, hs_sandbox, tmp_path, mode="insert")
     assert again.counts.updated == 0 and "upsert" in again.source_info["note"]
+
+
+def _cli_sync(env: dict[str, str], tmp_path: Path, name: str, **keys: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """`sync JOB.toml` through the CLI: (exit code, its report, its row of `runs --json`)."""
+    from tests.integration.test_cli import cli
+
+    report_path = tmp_path / f"{name}.json"
+    proc = cli("sync", str(job_file(tmp_path, report=str(report_path), **keys)), "-q", env=env)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    report = json.loads(report_path.read_text())
+    runs = {r["run_id"]: r for r in map(json.loads, cli("runs", "--json", env=env).stdout.splitlines())}
+    return proc.returncode, report, runs[report["run_id"]]
+
+
+def test_failed_deletes_exit_1_in_report_and_runs_row_and_undo_names_the_deleted_leads(lg_sandbox, hs_sandbox, tmp_path) -> None:
+    from tests.integration.test_cli import env_for
+
+    env = env_for(lg_sandbox.base_url, tmp_path, HUBSPOT_ACCESS_TOKEN=hs_sandbox.token,
+                  HUBSPOT_BASE_URL=hs_sandbox.base_url)
+    ids = make_contacts(hs_sandbox, 6)
+    code, report, row = _cli_sync(env, tmp_path, "first", on_archive="delete")
+    assert (code, report["exit_code"], row["exit_code"]) == (0, 0, 0)
+    for contact in ids[:2]:
+        hs_sandbox.client().crm.contacts.basic_api.archive(contact)
+    lg_sandbox.fault("500", probability=1.0, route="DELETE /api/leads")  # every delete refused
+
+    code, report, row = _cli_sync(env, tmp_path, "refused", on_archive="delete")
+
+    assert len(report["source_info"]["delete_failed"]) == 2 and len(stored(lg_sandbox, CLIENT)) == 6
+    assert (code, report["exit_code"], row["exit_code"]) == (1, 1, 1)  # one verdict, wherever it is read
+    assert row["ended_at"] is not None
+
+    # The next run deletes them (the marks stayed). Its undo cannot bring them back, and says which.
+    lg_sandbox.admin("DELETE", "faults")
+    code, report, row = _cli_sync(env, tmp_path, "deleted", on_archive="delete")
+    assert (code, report["exit_code"], row["exit_code"], report["source_info"]["deleted"]) == (0, 0, 0, 2)
+    assert len(stored(lg_sandbox, CLIENT)) == 4
+    from tests.integration.test_undo import undo
+
+    proc, undone = undo(env, tmp_path, report["run_id"])
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert undone["counts"]["cannot_restore"] == 2 and undone["counts"]["deleted"] == 0
+    assert sorted(d["email"] for d in undone["cannot_restore"]) == report["source_info"]["deleted_keys"]
+    assert all("cannot bring a deleted lead back" in d["reason"] for d in undone["cannot_restore"])
+    assert "2 lead(s) the run deleted" in proc.stdout and "cannot be brought back" in proc.stdout
+    assert len(stored(lg_sandbox, CLIENT)) == 4  # nothing else touched
