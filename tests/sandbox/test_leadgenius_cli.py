@@ -57,10 +57,12 @@ def test_help_documents_the_faults_syntax() -> None:
 
 
 def test_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
-    port, hub_port = free_port(), free_port()
+    # Every port chosen free: a sandbox the user runs meanwhile holds the defaults (8787-8789).
+    port, hub_port, ls_port = free_port(), free_port(), free_port()
     db = tmp_path / "cli.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "etl", "sandbox", "--port", str(port), "--hubspot-port", str(hub_port),
+         "--leadscraper-port", str(ls_port),
          "--rate-limit", "500", "--faults", "next:1:503@GET /api/company", "--db", str(db), "--token-ttl", "900"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env(),
     )
@@ -79,7 +81,7 @@ def test_runs_in_the_foreground_until_sigterm(tmp_path: Path) -> None:
         base_url = f"http://127.0.0.1:{port}"
         for expected in (base_url, DEMO_TENANT.email, DEMO_TENANT.password, DEMO_TENANT.api_key,
                          DEMO_TENANT.user_id, DEMO_TENANT.company_id):
-            assert expected in text, text
+            assert expected in text, text or f"exit {proc.poll()}: {proc.stderr.read() if proc.poll() is not None else ''}"
         with httpx.Client(base_url=base_url, timeout=10) as client:
             deadline = time.monotonic() + 15
             while True:
