@@ -107,7 +107,7 @@ def runs_cmd(
             command, new, upd = r["command"], str(c.get("created", "")), str(c.get("updated", ""))
         table.add_row(r["run_id"], started, command + (" (dry)" if r["dry_run"] else ""), r["source"] or "",
                       r["client_id"] or "", r["mode"] or "", new, upd, str(c.get("failed", "")),
-                      "" if r["exit_code"] is None else str(r["exit_code"]), _undone(r))
+                      r["status"] if r["exit_code"] is None else str(r["exit_code"]), _undone(r))
     # Piped or logged, rich assumes 80 columns and folds eleven columns into one-letter slivers;
     # a file gets the table's natural width (a terminal keeps its own).
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 240).print(table)

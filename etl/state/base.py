@@ -20,6 +20,8 @@ from typing import Any
 
 import polars as pl
 
+from etl.errors import JobLocked
+
 LEDGER_COLUMNS = {
     "_key": pl.String,
     "_l_status": pl.String,
@@ -220,9 +222,21 @@ class Ledger(ABC):
         return self.job_lock(f"run:{run_id}")
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        """The newest runs; each also carries `undone_by` (the newest real undo of it, or None) and
-        `undo_exit` (that undo's exit code: 0 = fully undone)."""
-        return [_decoded(rec) for rec in self._run_rows(limit)]
+        """The newest runs; each also carries `undone_by` (the newest real undo of it, or None),
+        `undo_exit` (that undo's exit code: 0 = fully undone) and `status`: `ended`, `running`, or
+        `stopped` (no end recorded and nobody holds its run lock: killed, or its machine lost)."""
+        rows = [_decoded(rec) for rec in self._run_rows(limit)]
+        for row in rows:
+            row["status"] = "ended" if row.get("ended_at") is not None else (
+                "running" if self._run_held(row["run_id"]) else "stopped")
+        return rows
+
+    def _run_held(self, run_id: str) -> bool:
+        try:
+            with self.run_lock(run_id):
+                return False
+        except JobLocked:
+            return True
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         rec = self._get_run(run_id)

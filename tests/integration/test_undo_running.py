@@ -57,7 +57,8 @@ def test_undo_of_a_running_import_is_refused_and_after_kill_9_it_is_done(
             time.sleep(0.05)
         [running] = [r for r in map(json.loads, cli("runs", "--json", env=env).stdout.splitlines())
                      if r["command"] == "import"]
-        assert running["ended_at"] is None
+        assert running["ended_at"] is None and running["status"] == "running"
+        assert "running" in cli("runs", env=env).stdout
         landed = len(stored(lg_sandbox, CLIENT))
 
         for args in ([running["run_id"]], ["--last"], [running["run_id"], "--dry-run"]):
@@ -76,6 +77,8 @@ def test_undo_of_a_running_import_is_refused_and_after_kill_9_it_is_done(
         proc.wait(30)
     lg_sandbox.config(latency_ms=0)
     _wait_until_free(state_db, running["run_id"])
+    [killed] = [r for r in map(json.loads, cli("runs", "--json", env=env).stdout.splitlines())]
+    assert (killed["run_id"], killed["ended_at"], killed["status"]) == (running["run_id"], None, "stopped")
     done, report = undo(env, tmp_path, running["run_id"])  # no end in its row, but nobody holds it: undoable
     assert done.returncode == 0, done.stderr
     assert report["counts"]["deleted"] >= landed - 3
