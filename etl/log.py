@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -49,9 +50,25 @@ def redact_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> M
     return event_dict
 
 
+class _CurrentStderr(structlog.PrintLogger):
+    """Writes to whatever `sys.stderr` is at each line, not the stream current at `configure`: a host
+    (Dagster's captured op output, pytest, click's CliRunner) may swap that stream and close it, and the
+    next warning then failed the run with "ValueError: I/O operation on closed file"."""
+
+    def msg(self, message: str) -> None:
+        with _STDERR_LOCK:
+            print(message, file=sys.stderr, flush=True)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
+_STDERR_LOCK = threading.Lock()
+
+
 def configure(*, level: str = "INFO", json: bool | None = None, stream: Any = None) -> None:
     """JSON lines when stderr is not a terminal, a console renderer when it is."""
     out = stream or sys.stderr
+    factory: Any = structlog.PrintLoggerFactory(file=stream) if stream is not None else (lambda *_: _CurrentStderr())
     use_json = (not out.isatty()) if json is None else json
     renderer: Any = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -66,7 +83,7 @@ def configure(*, level: str = "INFO", json: bool | None = None, stream: Any = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
 

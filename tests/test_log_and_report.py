@@ -35,3 +35,17 @@ def test_exit_codes() -> None:
     assert decide_exit_code(r, strict=False) == 1
     dry = RunReport(dry_run=True, client_id="c", mode="insert", source="csv")
     assert decide_exit_code(dry, strict=False) == 0
+
+
+def test_logging_follows_sys_stderr_when_a_host_swaps_and_closes_it(monkeypatch) -> None:
+    # CliRunner, pytest and Dagster swap sys.stderr; a logger bound to the stream current at configure
+    # time failed the next warning with "I/O operation on closed file" once that stream was closed.
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    log.configure(json=True)
+    log.get_logger().warning("one")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr("sys.stderr", second)
+    log.get_logger(stage="load").warning("two")
+    assert json.loads(second.getvalue())["event"] == "two"
