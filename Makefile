@@ -12,9 +12,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # `soak` tests run for many minutes at API-budget speed: CI (make test) must stay under 10 minutes.
-# Three workers on two cores: the suite mostly waits on rate limits and sandboxes, and a third worker
-# fills those waits (timings in the commit that set it).
-PYTEST  = -m pytest -q -n 3 --dist loadfile -m "not soak"
+# Four workers on two cores: the suite mostly waits on rate limits and sandboxes, and more workers
+# fill those waits (timings in the commits that set it).
+PYTEST  = -m pytest -q -n 4 --dist loadfile -m "not soak"
 
 # uv reads the lock; it is pinned too, installed with pip into .tools/ (a fresh machine has only python3 and pip).
 UV_VERSION = 0.13.9

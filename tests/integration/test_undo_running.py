@@ -21,6 +21,16 @@ from tests.integration.test_cli import assert_clean_failure, cli, env_for
 from tests.integration.test_undo import CLIENT, everything, run_import, seed_bystanders, undo, without_stamps
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.soak)])
+def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both backends, but PostgreSQL's run (80 s) only under `make soak`: CI's 10 minutes are spent.
+    The run lock itself is tested on both backends in tests/state/test_backends.py."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 def _deletes(lg: Any) -> int:
     return sum(lg.stats()["requests"].get("DELETE /api/leads", {}).values())
 
