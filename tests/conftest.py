@@ -100,13 +100,18 @@ def pg_url(pg_server: Any) -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """LEADGENIUS_ETL_STATE for each backend: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+def state_for(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """LEADGENIUS_ETL_STATE for `request.param`: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         return str(tmp_path / "state.db")
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_db(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """LEADGENIUS_ETL_STATE for each backend."""
+    return state_for(request, tmp_path)
 
 
 # --- shared/ beside the repository ----------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from etl.config import Settings
 from etl.errors import JobLocked
 from etl.state import open_state
+from tests.conftest import state_for
 from tests.integration.helpers import people, stored, write_csv
 from tests.integration.test_cli import assert_clean_failure, cli, env_for
 from tests.integration.test_undo import CLIENT, everything, run_import, seed_bystanders, undo, without_stamps
@@ -25,10 +26,7 @@ from tests.integration.test_undo import CLIENT, everything, run_import, seed_bys
 def state_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Both backends, but PostgreSQL's run (80 s) only under `make soak`: CI's 10 minutes are spent.
     The run lock itself is tested on both backends in tests/state/test_backends.py."""
-    if request.param == "sqlite":
-        return str(tmp_path / "state.db")
-    url: str = request.getfixturevalue("pg_url")
-    return url
+    return state_for(request, tmp_path)
 
 
 def _deletes(lg: Any) -> int:
